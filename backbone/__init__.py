@@ -1,0 +1,1 @@
+"""agency-backbone: shared settings, contracts, codec, logging and metrics."""

@@ -1,0 +1,160 @@
+"""`backbone`: the one command line of agency-backbone (shared/spec/api.md)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from backbone.errors import BackboneError
+from backbone.settings import REPO_ROOT
+
+KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML file with settings (keys as the BACKBONE_* variables, lower case, no prefix)",
+)
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"backbone: {message}", err=True)
+    sys.exit(2)
+
+
+class BackboneGroup(click.Group):
+    """Turns the backbone's own errors into one clear line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BackboneError as exc:
+            fail(str(exc))
+
+
+@click.group(cls=BackboneGroup)
+def main() -> None:
+    """agency-backbone: joins up health, jobcentre, housing and social care events."""
+
+
+@main.group()
+def broker() -> None:
+    """The project's own local Apache Kafka (KRaft, single node)."""
+
+
+def _kafka(action: str) -> None:
+    sys.exit(subprocess.call([str(KAFKA_SCRIPT), action]))
+
+
+@broker.command("start")
+def broker_start() -> None:
+    """Fetch Kafka's jars if needed, start the broker and wait until it answers."""
+    _kafka("start")
+
+
+@broker.command("stop")
+def broker_stop() -> None:
+    """Stop the local broker cleanly."""
+    _kafka("stop")
+
+
+@broker.command("status")
+def broker_status() -> None:
+    """Exit 0 if the local broker runs."""
+    _kafka("status")
+
+
+@main.command()
+@config_option
+def worker(config_file: Path | None) -> None:
+    """Run a stream worker (Faust): identity, timeline and the coordinator API."""
+    from backbone.logging import configure_logging
+    from backbone.settings import load_settings
+    from streams.app import run_worker
+    from streams.settings import WorkerSettings
+
+    settings = load_settings(WorkerSettings, config_file)
+    configure_logging(settings.log_level)
+    run_worker(settings)
+
+
+@main.group()
+def connector() -> None:
+    """Agency connectors."""
+
+
+@connector.command("run")
+@click.argument("name")
+@config_option
+def connector_run(name: str, config_file: Path | None) -> None:
+    """Run one connector: social-care-webhook (more to come)."""
+    from connectors.registry import run
+
+    run(name, config_file)
+
+
+@main.group()
+def schemas() -> None:
+    """The Avro contracts in avro_schemas/."""
+
+
+@schemas.command("check")
+@click.option("--dir", "schemas_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=REPO_ROOT / "avro_schemas", show_default=True)
+def schemas_check(schemas_dir: Path) -> None:
+    """Validate the schemas and their backward compatibility with the released versions."""
+    from backbone.codec import SchemaStore
+    from backbone.compatibility import check_schemas
+
+    reports = check_schemas(SchemaStore(schemas_dir))
+    for report in reports:
+        released = f"v{report.released_version}" if report.released_version else "unreleased"
+        state = "changed" if report.changed else "unchanged"
+        verdict = "ok" if report.ok else f"INCOMPATIBLE: {report.problem}"
+        click.echo(f"{report.name}: {state} since {released}: {verdict}")
+    if not all(report.ok for report in reports):
+        sys.exit(1)
+
+
+@schemas.command("release")
+def schemas_release() -> None:
+    """Snapshot every changed, compatible topic schema as its next released version."""
+    from backbone.codec import SchemaStore
+    from backbone.compatibility import release_schemas
+
+    written = release_schemas(SchemaStore(REPO_ROOT / "avro_schemas"))
+    for path in written:
+        click.echo(f"released {path.relative_to(REPO_ROOT)}")
+    if not written:
+        click.echo("nothing changed since the last release")
+
+
+@main.command()
+@click.option("--coordinator", required=True, help="The coordinator's name")
+@click.option("--team", "teams", multiple=True, required=True, help="A team (repeatable)")
+@click.option("--role", required=True, help="coordinator, social_worker, health_practitioner, ...")
+@click.option("--ttl", "ttl_s", default=8 * 3600, show_default=True, help="Validity in seconds")
+def token(coordinator: str, teams: tuple[str, ...], role: str, ttl_s: int) -> None:
+    """Issue a coordinator token signed with BACKBONE_TOKEN_SECRET."""
+    import os
+
+    from backbone.tokens import issue_token
+
+    secret = os.environ.get("BACKBONE_TOKEN_SECRET")
+    if not secret:
+        fail("BACKBONE_TOKEN_SECRET is not set")
+    click.echo(issue_token(secret.encode(), coordinator, list(teams), role, ttl_s))
+
+
+@main.command()
+@click.option("--exit", "exit_when_done", is_flag=True,
+              help="Stop everything after printing the results instead of waiting for Ctrl-C")
+def demo(exit_when_done: bool) -> None:
+    """Start broker, worker and connector, play sample agency traffic, print the timelines."""
+    from backbone.demo import run_demo
+
+    run_demo(wait=not exit_when_done)

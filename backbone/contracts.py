@@ -1,0 +1,90 @@
+"""The agencies, their event families and the Avro schema that carries each family."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Agency(StrEnum):
+    """The four agencies the backbone joins up (Avro enum `backbone.Agency`)."""
+
+    HEALTH = "health"
+    JOBCENTRE = "jobcentre"
+    HOUSING = "housing"
+    SOCIAL_CARE = "social_care"
+
+
+class LegalBasis(StrEnum):
+    """Why an agency may share an event (Avro enum `backbone.LegalBasis`)."""
+
+    PUBLIC_TASK = "public_task"
+    LEGAL_OBLIGATION = "legal_obligation"
+    VITAL_INTERESTS = "vital_interests"
+    CONSENT = "consent"
+    HEALTH_AND_SOCIAL_CARE = "health_and_social_care"
+    SAFEGUARDING = "safeguarding"
+
+
+class Sensitivity(StrEnum):
+    """How carefully readers must treat an event (Avro enum `backbone.Sensitivity`)."""
+
+    PERSONAL = "personal"
+    SPECIAL_CATEGORY = "special_category"
+    SAFEGUARDING = "safeguarding"
+
+
+EVENT_SCHEMAS: dict[Agency, str] = {
+    Agency.HEALTH: "backbone.health.HealthEvent",
+    Agency.JOBCENTRE: "backbone.jobcentre.JobcentreEvent",
+    Agency.HOUSING: "backbone.housing.HousingEvent",
+    Agency.SOCIAL_CARE: "backbone.socialcare.SocialCareEvent",
+}
+AUDIT_SCHEMA = "backbone.audit.AuditRecord"
+
+# The schemas written to topics; each has released versions it must stay compatible with.
+TOPIC_SCHEMAS: tuple[str, ...] = (*EVENT_SCHEMAS.values(), AUDIT_SCHEMA)
+
+EVENT_TYPES: dict[Agency, frozenset[str]] = {
+    Agency.HEALTH: frozenset(
+        {"admission", "discharge", "attendance", "patient_details_changed", "patient_records_merged"}
+    ),
+    Agency.JOBCENTRE: frozenset(
+        {
+            "jobseeker_registered",
+            "jobseeker_details_changed",
+            "claim_applied",
+            "claim_awarded",
+            "claim_suspended",
+            "claim_ended",
+            "sanction_imposed",
+            "sanction_lifted",
+            "appointment_missed",
+        }
+    ),
+    Agency.HOUSING: frozenset(
+        {
+            "tenancy_started",
+            "tenancy_ended",
+            "arrears_threshold_crossed",
+            "notice_served",
+            "eviction_warrant_issued",
+            "homelessness_application_opened",
+            "homelessness_application_accepted",
+            "homelessness_application_closed",
+            "tenant_details_changed",
+        }
+    ),
+    Agency.SOCIAL_CARE: frozenset(
+        {
+            "referral_received",
+            "assessment_completed",
+            "case_opened",
+            "case_closed",
+            "safeguarding_concern",
+            "child_protection_plan_started",
+            "child_protection_plan_ended",
+            "care_package_started",
+            "care_package_ended",
+        }
+    ),
+}

@@ -1,0 +1,42 @@
+"""Prometheus metrics shared by every process.
+
+Names follow `backbone_<what>_<unit>`; labels name the component (connector or processor),
+the agency and, for dead letters, the reason. Every process serves them on `/metrics`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+EVENTS_IN = Counter(
+    "backbone_events_in_total",
+    "Records a component received (agency input for connectors, Kafka events for processors)",
+    ["component", "agency"],
+)
+EVENTS_OUT = Counter(
+    "backbone_events_out_total",
+    "Events a component wrote to Kafka and had acknowledged",
+    ["component", "agency", "topic"],
+)
+DEAD_LETTERS = Counter(
+    "backbone_dead_letters_total",
+    "Inputs sent to the dead-letter topic",
+    ["component", "reason"],
+)
+PROCESSING_SECONDS = Histogram(
+    "backbone_processing_seconds",
+    "Time a component spent on one record, from receipt to acknowledged output",
+    ["component"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The current metrics in Prometheus text format, with its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST
+END_TO_END_SECONDS = Histogram(
+    "backbone_end_to_end_seconds",
+    "From an event's recorded_at (published by its connector) to a processor's result",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)

@@ -1,0 +1,104 @@
+"""What a connector gets from the runtime: publish an event, dead-letter an input, metrics."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from backbone.codec import AvroCodec, SchemaStore
+from backbone.events import AgencyEvent
+from backbone.logging import get_logger
+from backbone.metrics import DEAD_LETTERS, EVENTS_OUT, PROCESSING_SECONDS, exposition
+from backbone.pseudonyms import Pseudonymiser
+from backbone.topics import Topics, ensure_topics
+from connectors.runtime.config import ConnectorSettings
+from connectors.runtime.publisher import Publisher
+
+log = get_logger(__name__)
+
+
+class ConnectorRuntime:
+    """Shared services of one connector process."""
+
+    def __init__(self, name: str, settings: ConnectorSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self.codec = AvroCodec(SchemaStore(settings.schemas_dir))
+        self.pseudonyms = Pseudonymiser(settings.pseudonym_key.get_secret_value().encode())
+        self.publisher: Publisher | None = None
+        self._metrics_runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Create the topics, open the producer and serve /metrics and /health."""
+        ensure_topics(self.settings)
+        self.publisher = Publisher(
+            self.settings.kafka_bootstrap, self.name, self.settings.delivery_timeout_s
+        )
+        self._metrics_runner = await serve_operations(
+            self.settings.metrics_host, self.settings.metrics_port
+        )
+        log.info("connector_started", connector=self.name, metrics_port=self.settings.metrics_port)
+
+    async def stop(self) -> None:
+        """Flush in-flight records, then close the operations endpoint."""
+        if self.publisher is not None:
+            left = self.publisher.close()
+            if left:
+                log.error("records_undelivered_at_stop", connector=self.name, count=left)
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
+
+    def _publisher(self) -> Publisher:
+        if self.publisher is None:
+            raise RuntimeError("the connector runtime is not started")
+        return self.publisher
+
+    async def emit(self, event: AgencyEvent, started: float) -> None:
+        """Encode a validated event and publish it to its agency's topic, keyed by subject."""
+        envelope = event.envelope
+        topic = self.topics.agency_events(envelope.agency)
+        value = self.codec.encode(event.schema_name(), event.to_avro())
+        headers = [("event_id", envelope.event_id.encode()), ("schema", event.schema_name().encode())]
+        await self._publisher().publish(topic, envelope.subject.record_id.encode(), value, headers)
+        EVENTS_OUT.labels(self.name, envelope.agency.value, topic).inc()
+        PROCESSING_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        log.info("event_published", connector=self.name, event_id=envelope.event_id,
+                 event_type=envelope.event_type, topic=topic)
+
+    async def dead_letter(self, raw: bytes, reason: str, source: str) -> None:
+        """Send input that cannot be processed, with why and where from, to the dead-letter topic.
+
+        Raises TransientError if Kafka does not take it: the caller must then refuse the input
+        (so the sender retries) rather than drop it.
+        """
+        headers = [
+            ("connector", self.name.encode()),
+            ("reason", reason.encode()),
+            ("source", source.encode()),
+            ("received_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        await self._publisher().publish(self.topics.dead_letter, self.name.encode(), raw, headers)
+        DEAD_LETTERS.labels(self.name, reason.split(":", 1)[0]).inc()
+        log.warning("input_dead_lettered", connector=self.name, reason=reason, source=source)
+
+
+async def serve_operations(host: str, port: int) -> web.AppRunner:
+    """Serve `/metrics` (Prometheus) and `/health` for operators."""
+
+    async def metrics(_request: web.Request) -> web.Response:
+        body, content_type = exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/health", health)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

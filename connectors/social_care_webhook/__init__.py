@@ -1,0 +1,1 @@
+"""Social care: case management webhooks (JSON over HTTPS, HMAC-signed)."""

@@ -1,0 +1,130 @@
+"""The webhook endpoint: POST /webhooks/social-care, answered only once Kafka has the event.
+
+Order of checks: size (413), signature (401, nothing stored), idempotency key (409 or the
+remembered answer), then the body (400, raw body dead-lettered). Kafka not taking the event or
+its dead letter gives 503 so the sender retries: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from backbone.errors import BadInput, TransientError
+from backbone.events import SocialCareEvent, validation_problem
+from backbone.logging import get_logger
+from backbone.metrics import EVENTS_IN
+from connectors.runtime import ConnectorRuntime
+from connectors.social_care_webhook.config import SocialCareWebhookSettings
+from connectors.social_care_webhook.idempotency import Answer, Conflict, IdempotencyKeys
+from connectors.social_care_webhook.mapping import WebhookBody, to_event
+
+log = get_logger(__name__)
+PATH = "/webhooks/social-care"
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    """The X-Signature header value for `body`: `sha256=<hex HMAC-SHA256>`."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def error(status: int, code: str, detail: str) -> web.Response:
+    return web.json_response({"error": code, "detail": detail}, status=status)
+
+
+class SocialCareWebhook:
+    """The social care connector: an HTTP server the case management system POSTs to."""
+
+    name = "social-care-webhook"
+
+    def __init__(self, settings: SocialCareWebhookSettings) -> None:
+        self.settings = settings
+        self._secret = settings.webhook_secret.get_secret_value().encode()
+        self._keys = IdempotencyKeys(settings.webhook_idempotency_keys)
+        self._runtime: ConnectorRuntime | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, runtime: ConnectorRuntime) -> None:
+        self._runtime = runtime
+        app = web.Application(client_max_size=self.settings.webhook_max_body_bytes)
+        app.router.add_post(PATH, self.receive)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.webhook_host, self.settings.webhook_port)
+        await site.start()
+        log.info("webhook_listening", host=self.settings.webhook_host, port=self.settings.webhook_port)
+
+    async def stop(self) -> None:
+        # AppRunner.cleanup stops accepting and waits for requests in flight to finish.
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def receive(self, request: web.Request) -> web.Response:
+        """Handle one delivery from the case management system."""
+        started = time.perf_counter()
+        if (request.content_length or 0) > self.settings.webhook_max_body_bytes:
+            return self._too_large()
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large()
+        EVENTS_IN.labels(SocialCareWebhook.name, "social_care").inc()
+        signature = request.headers.get("X-Signature", "")
+        if not hmac.compare_digest(signature, sign(self._secret, raw)):
+            log.warning("webhook_signature_rejected", has_signature=bool(signature))
+            return error(401, "invalid_signature", "X-Signature is missing or does not match")
+        key = request.headers.get("Idempotency-Key", "")
+        digest = hashlib.sha256(raw).hexdigest()
+        try:
+            answer = self._keys.previous(key, digest) if key else None
+        except Conflict:
+            return error(409, "idempotency_conflict", "Idempotency-Key was used with another body")
+        if answer is None:
+            try:
+                answer = await self._answer(request, raw, key, started)
+            except TransientError as exc:
+                log.warning("webhook_kafka_unavailable", error=str(exc))
+                return error(503, "unavailable", "cannot store the event now; retry later")
+            if key:
+                self._keys.remember(key, digest, answer)
+        return web.json_response(answer.body, status=answer.status)
+
+    async def _answer(self, request: web.Request, raw: bytes, key: str, started: float) -> Answer:
+        runtime = self._require_runtime()
+        try:
+            event = self._parse(request, raw, key)
+        except BadInput as exc:
+            await runtime.dead_letter(raw, f"{exc.field or 'body'}: {exc.reason}", source=PATH)
+            return Answer(400, {"error": "invalid_body", "detail": str(exc)})
+        await runtime.emit(event, started)
+        return Answer(202, {"event_id": event.envelope.event_id})
+
+    def _parse(self, request: web.Request, raw: bytes, key: str) -> SocialCareEvent:
+        if not key:
+            raise BadInput("header is required", field="Idempotency-Key")
+        if request.content_type != "application/json":
+            raise BadInput("must be application/json", field="Content-Type")
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BadInput(f"not valid JSON: {exc}", field="body") from exc
+        try:
+            body = WebhookBody.model_validate(data)
+        except ValidationError as exc:
+            raise validation_problem(exc) from exc
+        runtime = self._require_runtime()
+        return to_event(body, runtime.pseudonyms, self.settings.webhook_source_system, key)
+
+    def _require_runtime(self) -> ConnectorRuntime:
+        if self._runtime is None:
+            raise RuntimeError("the webhook connector is not started")
+        return self._runtime
+
+    def _too_large(self) -> web.Response:
+        limit = self.settings.webhook_max_body_bytes
+        return error(413, "body_too_large", f"body is larger than {limit} bytes")

@@ -1,0 +1,1 @@
+"""Stream processors (Faust): identity, timeline, and later alerts and notifications."""

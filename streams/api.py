@@ -1,0 +1,243 @@
+"""The coordinator HTTP API served by the workers (shared/spec/api.md).
+
+Every coordinator request carries `Authorization: Bearer <token>` and `X-Purpose`, and is
+written to the audit topic whatever its outcome. A request for a key another worker owns is
+forwarded to that worker, which answers and audits it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import faust
+from faust.exceptions import SameNode
+from faust.web import Request, Response, View, Web
+
+from backbone.contracts import Agency
+from backbone.metrics import exposition
+from backbone.pseudonyms import Pseudonymiser
+from backbone.tokens import Coordinator, InvalidToken, verify_token
+from streams.audit import AuditTrail
+from streams.identity import Identity
+from streams.timeline import Timelines, iso
+
+Handler = Callable[[Web, Request, Coordinator], Awaitable[Response]]
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, error code, and a detail that names the field."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+class CoordinatorApi:
+    """Registers the API's pages on the Faust app."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        token_secret: bytes,
+        pseudonyms: Pseudonymiser,
+        audit: AuditTrail,
+        identity: Identity,
+        timelines: Timelines,
+    ) -> None:
+        self.app = app
+        self._token_secret = token_secret
+        self.pseudonyms = pseudonyms
+        self.audit = audit
+        self.identity = identity
+        self.timelines = timelines
+        self._known_changelogs: set[str] = set()
+
+        self._page("/health", self.health)
+        self._page("/metrics", self.metrics)
+        self._page("/persons/lookup", self.lookup)
+        self._page("/persons/{person_id}/timeline", self.timeline)
+
+    def _page(self, path: str, handler: Callable[..., Awaitable[Response]]) -> None:
+        # Faust calls a page function as fun(view, request, **match_info); a bound method
+        # would lose the view, so wrap it in a plain function.
+        async def get(view: View, request: Request, **params: str) -> Response:
+            return await handler(view, request, **params)
+
+        get.__name__ = handler.__name__
+        self.app.page(path)(get)
+
+    async def health(self, view: View, _request: Request) -> Response:
+        ready = not self.app.rebalancing
+        return view.json({"status": "ok", "ready": ready}, status=200 if ready else 503)
+
+    async def metrics(self, view: View, _request: Request) -> Response:
+        body, content_type = exposition()
+        return view.bytes(body, content_type=content_type)
+
+    async def lookup(self, view: View, request: Request) -> Response:
+        """`GET /persons/lookup?agency=A&id_type=T&id=ID` -> the person id."""
+
+        async def answer(caller: Coordinator) -> Response:
+            agency = _agency(_required(request, "agency"))
+            record_id = self.pseudonyms.record_id(
+                agency.value, _required(request, "id_type"), _required(request, "id")
+            )
+            return await self._on_owner(
+                self.identity.links, record_id, view, request,
+                lambda: self._person_for_record(view, record_id),
+            )
+
+        return await self._coordinator_request(view, request, "GET /persons/lookup", answer)
+
+    async def timeline(self, view: View, request: Request, person_id: str) -> Response:
+        """`GET /persons/{person_id}/timeline` with filters and paging."""
+
+        async def answer(caller: Coordinator) -> Response:
+            return await self._on_owner(
+                self.timelines.table, person_id, view, request,
+                lambda: self._timeline_page(view, request, caller, person_id),
+            )
+
+        return await self._coordinator_request(
+            view, request, "GET /persons/{person_id}/timeline", answer
+        )
+
+    async def _person_for_record(self, view: View, record_id: str) -> Response:
+        person_id = self.identity.links.get(record_id)
+        if person_id is None:
+            raise ApiError(404, "not_found", "no person has that agency identifier")
+        return view.json({"person_id": person_id})
+
+    async def _timeline_page(
+        self, view: View, request: Request, caller: Coordinator, person_id: str
+    ) -> Response:
+        stored = self.timelines.table.get(person_id)
+        if not stored:
+            raise ApiError(404, "not_found", f"no timeline for person {person_id}")
+        agency = request.query.get("agency")
+        event_type = request.query.get("event_type")
+        since = _moment(request, "from")
+        until = _moment(request, "to")
+        limit = _limit(request)
+        after = request.query.get("cursor")
+        selected = [
+            entry
+            for entry in stored["events"]
+            if (agency is None or entry["agency"] == agency)
+            and (event_type is None or entry["event_type"] == event_type)
+            and (since is None or entry["occurred_at"] >= since)
+            and (until is None or entry["occurred_at"] <= until)
+            and (after is None or _position(entry) > after)
+        ]
+        page = selected[:limit]
+        return view.json(
+            {
+                "person_id": person_id,
+                "household": [
+                    {"person_id": member, "relationship": relationship}
+                    for member, relationship in sorted(stored.get("household", {}).items())
+                ],
+                "events": [_visible(entry, caller) for entry in page],
+                "next_cursor": _position(page[-1]) if len(selected) > limit else None,
+            }
+        )
+
+    async def _on_owner(
+        self,
+        table: Any,
+        key: str,
+        view: View,
+        request: Request,
+        answer_here: Callable[[], Awaitable[Response]],
+    ) -> Response:
+        """Answer here if this worker owns `key` in `table`, else forward to the owner."""
+        changelog = table.changelog_topic.get_topic_name()
+        if changelog not in self._known_changelogs:
+            # Faust's router reads the producer's metadata, which lacks a changelog this
+            # worker has not written to yet; partitions_for() fetches it.
+            await self.app.producer._ensure_producer().partitions_for(changelog)
+            self._known_changelogs.add(changelog)
+        try:
+            forwarded: Response = await self.app.router.route_req(table.name, key, view.web, request)
+            return forwarded
+        except SameNode:
+            return await answer_here()
+
+    async def _coordinator_request(
+        self,
+        view: View,
+        request: Request,
+        action: str,
+        answer: Callable[[Coordinator], Awaitable[Response]],
+    ) -> Response:
+        """Authenticate, require a purpose, answer, and audit whatever happened."""
+        caller: Coordinator | None = None
+        purpose = request.headers.get("X-Purpose", "").strip() or None
+        try:
+            caller = self._caller(request)
+            if purpose is None:
+                raise ApiError(400, "missing_purpose", "X-Purpose header is required")
+            response = await answer(caller)
+        except ApiError as exc:
+            response = view.json({"error": exc.code, "detail": exc.detail}, status=exc.status)
+        await self.audit.record(caller, purpose, action, str(request.rel_url), response.status)
+        return response
+
+    def _caller(self, request: Request) -> Coordinator:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "unauthenticated", "Authorization: Bearer <token> is required")
+        try:
+            return verify_token(self._token_secret, token.strip())
+        except InvalidToken as exc:
+            raise ApiError(401, "invalid_token", str(exc)) from exc
+
+
+def _required(request: Request, name: str) -> str:
+    value = request.query.get(name, "").strip()
+    if not value:
+        raise ApiError(400, "missing_parameter", f"query parameter {name} is required")
+    return value
+
+
+def _agency(value: str) -> Agency:
+    try:
+        return Agency(value)
+    except ValueError:
+        allowed = ", ".join(agency.value for agency in Agency)
+        raise ApiError(400, "invalid_parameter", f"agency must be one of {allowed}") from None
+
+
+def _moment(request: Request, name: str) -> str | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} must be an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise ApiError(400, "invalid_parameter", f"{name} must carry a UTC offset")
+    return iso(moment)
+
+
+def _limit(request: Request) -> int:
+    value = request.query.get("limit", str(DEFAULT_LIMIT))
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+        raise ApiError(400, "invalid_parameter", f"limit must be 1 to {MAX_LIMIT}")
+    return int(value)
+
+
+def _position(entry: dict[str, Any]) -> str:
+    """A stable paging cursor: the entry's place in event-time order."""
+    return f"{entry['occurred_at']}|{entry['event_id']}"
+
+
+def _visible(entry: dict[str, Any], caller: Coordinator) -> dict[str, Any]:
+    if caller.may_see_details_of(Agency(entry["agency"])):
+        return entry
+    return {**entry, "details": None}

@@ -1,0 +1,56 @@
+"""The Faust application: processors and the coordinator API, wired from settings."""
+
+from __future__ import annotations
+
+import faust
+
+from backbone.codec import AvroCodec, SchemaStore
+from backbone.pseudonyms import Pseudonymiser
+from backbone.topics import Topics, ensure_topics
+from streams.api import CoordinatorApi
+from streams.audit import AuditTrail
+from streams.dead_letters import DeadLetters
+from streams.identity import Identity
+from streams.settings import WorkerSettings
+from streams.timeline import Timelines
+
+
+def create_app(settings: WorkerSettings) -> faust.App:
+    """A Faust app with the identity and timeline processors and the coordinator API."""
+    app = faust.App(
+        f"{settings.topic_prefix}-streams",
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        store="rocksdb://" if settings.worker_store == "rocksdb" else "memory://",
+        datadir=str(settings.data_dir / "worker"),
+        web_host=settings.worker_host,
+        web_port=settings.worker_port,
+        canonical_url=f"http://{settings.worker_host}:{settings.worker_port}",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        autodiscover=False,
+    )
+    codec = AvroCodec(SchemaStore(settings.schemas_dir))
+    topics = Topics(settings.topic_prefix)
+    dead_letters = DeadLetters(app, topics)
+    identity = Identity(app, codec, topics, dead_letters)
+    timelines = Timelines(app, codec, topics, dead_letters)
+    CoordinatorApi(
+        app,
+        token_secret=settings.token_secret.get_secret_value().encode(),
+        pseudonyms=Pseudonymiser(settings.pseudonym_key.get_secret_value().encode()),
+        audit=AuditTrail(app, codec, topics),
+        identity=identity,
+        timelines=timelines,
+    )
+    return app
+
+
+def run_worker(settings: WorkerSettings) -> None:
+    """Run one worker until SIGTERM/SIGINT; several workers with one prefix share the work."""
+    ensure_topics(settings)
+    (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False, quiet=True)
+    worker.execute_from_commandline()
