@@ -103,8 +103,13 @@ def schemas() -> None:
 
 
 @schemas.command("check")
-@click.option("--dir", "schemas_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=REPO_ROOT / "avro_schemas", show_default=True)
+@click.option(
+    "--dir",
+    "schemas_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=REPO_ROOT / "avro_schemas",
+    show_default=True,
+)
 def schemas_check(schemas_dir: Path) -> None:
     """Validate the schemas and their backward compatibility with the released versions."""
     from backbone.codec import SchemaStore
@@ -151,8 +156,12 @@ def token(coordinator: str, teams: tuple[str, ...], role: str, ttl_s: int) -> No
 
 
 @main.command()
-@click.option("--exit", "exit_when_done", is_flag=True,
-              help="Stop everything after printing the results instead of waiting for Ctrl-C")
+@click.option(
+    "--exit",
+    "exit_when_done",
+    is_flag=True,
+    help="Stop everything after printing the results instead of waiting for Ctrl-C",
+)
 def demo(exit_when_done: bool) -> None:
     """Start broker, worker and connector, play sample agency traffic, print the timelines."""
     from backbone.demo import run_demo

@@ -59,13 +59,14 @@ class SchemaStore:
             self._add(path.stem, self.load_current(path.stem), current=True)
         for path in sorted((schemas_dir / RELEASED_DIR).glob("*.avsc")):
             name = path.name.rsplit(".v", 1)[0]
-            self._add(name, parse_schema(json.loads(path.read_text("utf-8"))), current=False)
+            released: Schema = parse_schema(json.loads(path.read_text("utf-8")))  # type: ignore[assignment]
+            self._add(name, released, current=False)
 
     def load_current(self, name: str) -> Schema:
         """Parse `<name>.avsc`, resolving the named types it uses from sibling files."""
         path = self.schemas_dir / f"{name}.avsc"
         try:
-            schema: Schema = load_schema(str(path))
+            schema: Schema = load_schema(str(path))  # type: ignore[assignment]
         except Exception as exc:  # fastavro raises several unrelated types on bad schemas
             raise ConfigurationError(f"schema {path.name} is invalid: {exc}") from exc
         return schema

@@ -33,7 +33,8 @@ class SchemaReport:
 
 def backward_incompatibility(reader_json: str, writer_json: str) -> str | None:
     """Why a reader of `reader_json` cannot read data written with `writer_json`, or None."""
-    result = ReaderWriterCompatibilityChecker().get_compatibility(
+    checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
+    result = checker.get_compatibility(
         avro.schema.parse(reader_json), avro.schema.parse(writer_json)
     )
     if result.compatibility is SchemaCompatibilityType.compatible:

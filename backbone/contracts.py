@@ -46,7 +46,13 @@ TOPIC_SCHEMAS: tuple[str, ...] = (*EVENT_SCHEMAS.values(), AUDIT_SCHEMA)
 
 EVENT_TYPES: dict[Agency, frozenset[str]] = {
     Agency.HEALTH: frozenset(
-        {"admission", "discharge", "attendance", "patient_details_changed", "patient_records_merged"}
+        {
+            "admission",
+            "discharge",
+            "attendance",
+            "patient_details_changed",
+            "patient_records_merged",
+        }
     ),
     Agency.JOBCENTRE: frozenset(
         {

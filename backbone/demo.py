@@ -13,14 +13,13 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from backbone.processes import BackboneProcess, stop_all
 from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
 from simulators.social_care import CaseManagementSystem
@@ -32,13 +31,6 @@ WEBHOOK_PORT = 8081
 CONNECTOR_METRICS_PORT = 9101
 
 
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
@@ -47,47 +39,17 @@ def _broker_running() -> bool:
     return subprocess.call([str(KAFKA_SCRIPT), "status"], stderr=subprocess.DEVNULL) == 0
 
 
-def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> Child:
-    log = logs / f"{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "backbone", *args], env=env, stdout=out, stderr=out
-        )
-    return Child(name, process, log)
-
-
-def _wait_healthy(child: Child, url: str, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if child.process.poll() is not None:
-            raise SystemExit(f"{child.name} exited early; see {child.log}")
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{child.name} did not become healthy in {timeout_s:.0f} s; see {child.log}")
-
-
-def _stop(children: list[Child]) -> None:
-    for child in children:
-        if child.process.poll() is None:
-            child.process.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-
-
-def _wait_for_timelines(api: httpx.Client, lookups: dict[str, str], expected: dict[str, int]) -> None:
+def _wait_for_timelines(
+    api: httpx.Client, lookups: dict[str, str], expected: dict[str, int]
+) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         counts = {}
         for label, case_person_id in lookups.items():
-            found = api.get("/persons/lookup", params={
-                "agency": "social_care", "id_type": "case_person_id", "id": case_person_id})
+            found = api.get(
+                "/persons/lookup",
+                params={"agency": "social_care", "id_type": "case_person_id", "id": case_person_id},
+            )
             if found.status_code == 200:
                 person_id = found.json()["person_id"]
                 counts[label] = len(api.get(f"/persons/{person_id}/timeline").json()["events"])
@@ -97,8 +59,10 @@ def _wait_for_timelines(api: httpx.Client, lookups: dict[str, str], expected: di
 
 
 def _print_timeline(api: httpx.Client, label: str, case_person_id: str) -> None:
-    found = api.get("/persons/lookup", params={
-        "agency": "social_care", "id_type": "case_person_id", "id": case_person_id})
+    found = api.get(
+        "/persons/lookup",
+        params={"agency": "social_care", "id_type": "case_person_id", "id": case_person_id},
+    )
     if found.status_code != 200:
         _say(f"  {label}: not found ({found.status_code})")
         return
@@ -133,14 +97,25 @@ def run_demo(wait: bool) -> None:
     if started_broker:
         _say("Starting the local Kafka broker (first run fetches its jars from Maven Central) ...")
         subprocess.run([str(KAFKA_SCRIPT), "start"], check=True)
-    children: list[Child] = []
+    children: list[BackboneProcess] = []
     try:
-        children.append(_spawn("worker", ["worker"], env, logs))
-        children.append(_spawn("social-care-webhook",
-                               ["connector", "run", "social-care-webhook"], env, logs))
         _say("Starting the stream worker and the social care webhook connector ...")
-        _wait_healthy(children[1], f"http://127.0.0.1:{CONNECTOR_METRICS_PORT}/health")
-        _wait_healthy(children[0], f"http://127.0.0.1:{WORKER_PORT}/health")
+        children.append(
+            BackboneProcess.start(
+                "worker", ["worker"], env, logs, f"http://127.0.0.1:{WORKER_PORT}/health"
+            )
+        )
+        children.append(
+            BackboneProcess.start(
+                "social-care-webhook",
+                ["connector", "run", "social-care-webhook"],
+                env,
+                logs,
+                f"http://127.0.0.1:{CONNECTOR_METRICS_PORT}/health",
+            )
+        )
+        for child in children:
+            child.wait_healthy()
         _play_and_show(webhook_secret.encode(), token_secret.encode())
         _say(f"\nCoordinator API   http://127.0.0.1:{WORKER_PORT}/persons/...  (token below)")
         _say(f"Worker metrics    http://127.0.0.1:{WORKER_PORT}/metrics")
@@ -152,7 +127,7 @@ def run_demo(wait: bool) -> None:
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
         _say("Stopping ...")
-        _stop(children)
+        stop_all(children)
         if started_broker:
             subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
 
@@ -162,14 +137,18 @@ def _play_and_show(webhook_secret: bytes, token_secret: bytes) -> None:
     system = CaseManagementSystem(f"http://127.0.0.1:{WEBHOOK_PORT}", webhook_secret)
     _say("\nSocial care system delivers its webhooks:")
     for step in story.steps:
-        answer = system.deliver(step.payload, idempotency_key=step.idempotency_key,
-                                signature=step.signature)
+        answer = system.deliver(
+            step.payload, idempotency_key=step.idempotency_key, signature=step.signature
+        )
         _say(f"  {step.label:<52} -> {answer.status_code} {json.dumps(answer.json())}")
     system.close()
 
     token = issue_token(token_secret, "demo-coordinator", ["children-services"], "social_worker")
-    api = httpx.Client(base_url=f"http://127.0.0.1:{WORKER_PORT}", timeout=10.0,
-                       headers={"Authorization": f"Bearer {token}", "X-Purpose": "case_management"})
+    api = httpx.Client(
+        base_url=f"http://127.0.0.1:{WORKER_PORT}",
+        timeout=10.0,
+        headers={"Authorization": f"Bearer {token}", "X-Purpose": "case_management"},
+    )
     _wait_for_timelines(api, story.people, story.expected_events)
     _say("\nUnified timelines (GET /persons/{id}/timeline):")
     for label, case_person_id in story.people.items():

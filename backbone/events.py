@@ -63,7 +63,9 @@ class AgencyEvent(Model):
             raise ValueError(f"envelope.agency must be {self.agency.value} for this family")
         if self.envelope.event_type not in EVENT_TYPES[self.agency]:
             allowed = ", ".join(sorted(EVENT_TYPES[self.agency]))
-            raise ValueError(f"envelope.event_type {self.envelope.event_type!r} not one of {allowed}")
+            raise ValueError(
+                f"envelope.event_type {self.envelope.event_type!r} not one of {allowed}"
+            )
         return self
 
     @classmethod

@@ -34,6 +34,8 @@ PROCESSING_SECONDS = Histogram(
 def exposition() -> tuple[bytes, str]:
     """The current metrics in Prometheus text format, with its content type."""
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
 END_TO_END_SECONDS = Histogram(
     "backbone_end_to_end_seconds",
     "From an event's recorded_at (published by its connector) to a processor's result",

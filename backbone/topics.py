@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from backbone.contracts import Agency
 from backbone.errors import TransientError
@@ -54,7 +54,9 @@ def ensure_topics(settings: BackboneSettings, timeout_s: float = 30.0) -> None:
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except Exception as exc:
-        raise TransientError(f"Kafka at {settings.kafka_bootstrap} is not reachable: {exc}") from exc
+        raise TransientError(
+            f"Kafka at {settings.kafka_bootstrap} is not reachable: {exc}"
+        ) from exc
     missing = [
         NewTopic(name, settings.partitions, settings.replication_factor)
         for name in Topics(settings.topic_prefix).all()

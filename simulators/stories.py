@@ -31,13 +31,31 @@ def demo_story(now: datetime | None = None) -> Story:
     mother = CasePerson("CP-1001", "Okafor", "Grace", date(1989, 4, 12), "QQ123456C", "LS6 2AB")
     child = CasePerson("CP-1002", "Okafor", "Daniel", date(2015, 9, 3), None, "LS6 2AB")
     household = (Relative(mother, "parent"),)
-    referral = CaseEvent("referral_received", now - timedelta(days=20), "CASE-77", child,
-                         household, {"source": "school"})
+    referral = CaseEvent(
+        "referral_received",
+        now - timedelta(days=20),
+        "CASE-77",
+        child,
+        household,
+        {"source": "school"},
+    )
     opened = CaseEvent("case_opened", now - timedelta(days=18), "CASE-77", child, household)
-    concern = CaseEvent("safeguarding_concern", now - timedelta(days=3), "CASE-77", child,
-                        household, {"raised_by": "health visitor"})
-    assessment = CaseEvent("assessment_completed", now - timedelta(days=10), "CASE-78", mother,
-                           (Relative(child, "other"),), {"outcome": "carer support"})
+    concern = CaseEvent(
+        "safeguarding_concern",
+        now - timedelta(days=3),
+        "CASE-77",
+        child,
+        household,
+        {"raised_by": "health visitor"},
+    )
+    assessment = CaseEvent(
+        "assessment_completed",
+        now - timedelta(days=10),
+        "CASE-78",
+        mother,
+        (Relative(child, "other"),),
+        {"outcome": "carer support"},
+    )
     repeated_key = str(uuid.uuid4())
     invalid = referral.body() | {"event_id": str(uuid.uuid4()), "occurred_at": "yesterday"}
     return Story(

@@ -14,6 +14,7 @@ from typing import Any
 import faust
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View, Web
+from faust.web.exceptions import ServiceUnavailable
 
 from backbone.contracts import Agency
 from backbone.metrics import exposition
@@ -71,12 +72,18 @@ class CoordinatorApi:
         self.app.page(path)(get)
 
     async def health(self, view: View, _request: Request) -> Response:
-        ready = not self.app.rebalancing
+        # Ready once tables are recovered and partitions are assigned: before that a
+        # request for a person cannot be answered or routed.
+        ready = (
+            self.app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+            and not self.app.rebalancing
+            and not self.app.in_recovery
+        )
         return view.json({"status": "ok", "ready": ready}, status=200 if ready else 503)
 
     async def metrics(self, view: View, _request: Request) -> Response:
         body, content_type = exposition()
-        return view.bytes(body, content_type=content_type)
+        return view.bytes(body, headers={"Content-Type": content_type})
 
     async def lookup(self, view: View, request: Request) -> Response:
         """`GET /persons/lookup?agency=A&id_type=T&id=ID` -> the person id."""
@@ -87,7 +94,10 @@ class CoordinatorApi:
                 agency.value, _required(request, "id_type"), _required(request, "id")
             )
             return await self._on_owner(
-                self.identity.links, record_id, view, request,
+                self.identity.links,
+                record_id,
+                view,
+                request,
                 lambda: self._person_for_record(view, record_id),
             )
 
@@ -98,7 +108,10 @@ class CoordinatorApi:
 
         async def answer(caller: Coordinator) -> Response:
             return await self._on_owner(
-                self.timelines.table, person_id, view, request,
+                self.timelines.table,
+                person_id,
+                view,
+                request,
                 lambda: self._timeline_page(view, request, caller, person_id),
             )
 
@@ -159,13 +172,18 @@ class CoordinatorApi:
         if changelog not in self._known_changelogs:
             # Faust's router reads the producer's metadata, which lacks a changelog this
             # worker has not written to yet; partitions_for() fetches it.
-            await self.app.producer._ensure_producer().partitions_for(changelog)
+            producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+            await producer.partitions_for(changelog)
             self._known_changelogs.add(changelog)
         try:
-            forwarded: Response = await self.app.router.route_req(table.name, key, view.web, request)
+            forwarded: Response = await self.app.router.route_req(
+                table.name, key, view.web, request
+            )
             return forwarded
         except SameNode:
             return await answer_here()
+        except ServiceUnavailable:
+            raise ApiError(503, "unavailable", "partitions are being reassigned; retry") from None
 
     async def _coordinator_request(
         self,

@@ -47,5 +47,11 @@ class AuditTrail:
         key = (caller.name if caller else "anonymous").encode()
         delivery = await self._topic.send(key=key, value=value)
         await delivery
-        log.info("api_request_audited", action=action, resource=resource, outcome=outcome,
-                 coordinator=record["coordinator"], purpose=purpose)
+        log.info(
+            "api_request_audited",
+            action=action,
+            resource=resource,
+            outcome=outcome,
+            coordinator=record["coordinator"],
+            purpose=purpose,
+        )

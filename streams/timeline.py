@@ -55,13 +55,14 @@ def timeline_entry(record: dict[str, Any]) -> Entry:
     """What a timeline shows of one event; `details` are the family fields of the event."""
     envelope = record["envelope"]
     details = {key: value for key, value in record.items() if key not in ("envelope", "household")}
+    what = envelope["event_type"].replace("_", " ")
     return {
         "event_id": envelope["event_id"],
         "event_type": envelope["event_type"],
         "agency": envelope["agency"],
         "occurred_at": iso(envelope["occurred_at"]),
         "recorded_at": iso(envelope["recorded_at"]),
-        "summary": f"{AGENCY_LABELS[envelope['agency']]}: {envelope['event_type'].replace('_', ' ')}",
+        "summary": f"{AGENCY_LABELS[envelope['agency']]}: {what}",
         "details": _jsonable(details),
     }
 
@@ -107,7 +108,9 @@ class Timelines:
         try:
             record = self.codec.decode(event.value).record
         except BadInput as exc:
-            await self.dead_letters.send(PROCESSOR, event.value, f"undecodable: {exc}", event.message.topic)
+            await self.dead_letters.send(
+                PROCESSOR, event.value, f"undecodable: {exc}", event.message.topic
+            )
             return
         person_id = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
         envelope = record["envelope"]
@@ -123,5 +126,8 @@ class Timelines:
         END_TO_END_SECONDS.labels(PROCESSOR).observe(
             (datetime.now(UTC) - envelope["recorded_at"]).total_seconds()
         )
-        log.info("timeline_updated" if added else "duplicate_event_dropped",
-                 event_id=envelope["event_id"], person_id=person_id)
+        log.info(
+            "timeline_updated" if added else "duplicate_event_dropped",
+            event_id=envelope["event_id"],
+            person_id=person_id,
+        )

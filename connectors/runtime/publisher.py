@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from backbone.errors import TransientError
 
-Headers = list[tuple[str, bytes]]
+Headers = Sequence[tuple[str, bytes]]
 
 
 class Publisher:
@@ -50,7 +51,9 @@ class Publisher:
             loop.call_soon_threadsafe(_settle, delivered, err)
 
         try:
-            self._producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+            self._producer.produce(
+                topic, value, key, headers=[(k, v) for k, v in headers], on_delivery=on_delivery
+            )
         except (BufferError, KafkaException) as exc:
             raise TransientError(f"Kafka producer cannot take the record: {exc}") from exc
         await delivered

@@ -61,12 +61,20 @@ class ConnectorRuntime:
         envelope = event.envelope
         topic = self.topics.agency_events(envelope.agency)
         value = self.codec.encode(event.schema_name(), event.to_avro())
-        headers = [("event_id", envelope.event_id.encode()), ("schema", event.schema_name().encode())]
+        headers = [
+            ("event_id", envelope.event_id.encode()),
+            ("schema", event.schema_name().encode()),
+        ]
         await self._publisher().publish(topic, envelope.subject.record_id.encode(), value, headers)
         EVENTS_OUT.labels(self.name, envelope.agency.value, topic).inc()
         PROCESSING_SECONDS.labels(self.name).observe(time.perf_counter() - started)
-        log.info("event_published", connector=self.name, event_id=envelope.event_id,
-                 event_type=envelope.event_type, topic=topic)
+        log.info(
+            "event_published",
+            connector=self.name,
+            event_id=envelope.event_id,
+            event_type=envelope.event_type,
+            topic=topic,
+        )
 
     async def dead_letter(self, raw: bytes, reason: str, source: str) -> None:
         """Send input that cannot be processed, with why and where from, to the dead-letter topic.

@@ -95,7 +95,9 @@ def to_event(
         ),
         case_id=pseudonyms.record_id(AGENCY, "case_id", body.case_id),
         household=[
-            HouseholdMember(subject=subject_of(member, pseudonyms), relationship=member.relationship)
+            HouseholdMember(
+                subject=subject_of(member, pseudonyms), relationship=member.relationship
+            )
             for member in body.household
         ],
         details=body.details,

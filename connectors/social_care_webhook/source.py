@@ -57,7 +57,9 @@ class SocialCareWebhook:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.webhook_host, self.settings.webhook_port)
         await site.start()
-        log.info("webhook_listening", host=self.settings.webhook_host, port=self.settings.webhook_port)
+        log.info(
+            "webhook_listening", host=self.settings.webhook_host, port=self.settings.webhook_port
+        )
 
     async def stop(self) -> None:
         # AppRunner.cleanup stops accepting and waits for requests in flight to finish.

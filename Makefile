@@ -1,0 +1,27 @@
+# The two commands of the README: `make demo` and `make test`. Both install what is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml deploy/kafka/pom.xml
+	deploy/system-packages.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	deploy/kafka/kafka.sh fetch
+	touch $@
+
+demo: install
+	$(BIN)/backbone demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/backbone schemas check
+
+test: lint
+	$(BIN)/python -m pytest

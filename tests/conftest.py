@@ -1,0 +1,105 @@
+"""Fixtures: one real Kafka broker per test session, and real backbone processes.
+
+The broker is the project's own (deploy/kafka/kafka.sh). If none answers, the session starts
+one and stops it at the end; if that fails, every test that needs Kafka fails with the reason.
+Nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from backbone.settings import REPO_ROOT
+
+KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
+BOOTSTRAP = os.environ.get("BACKBONE_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+
+
+def broker_answers() -> bool:
+    try:
+        AdminClient({"bootstrap.servers": BOOTSTRAP}).list_topics(timeout=3)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    """The bootstrap address of a running broker (started here if none answers)."""
+    started = False
+    if not broker_answers():
+        result = subprocess.run([str(KAFKA_SCRIPT), "start"], capture_output=True, text=True)
+        if result.returncode != 0 or not broker_answers():
+            pytest.fail(
+                f"Kafka is needed at {BOOTSTRAP} and could not be started with "
+                f"{KAFKA_SCRIPT} start:\n{result.stderr[-2000:]}",
+                pytrace=False,
+            )
+        started = True
+    yield BOOTSTRAP
+    if started:
+        subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The settings of one isolated backbone deployment on the shared broker."""
+
+    bootstrap: str
+    prefix: str
+    pseudonym_key: str
+    webhook_secret: str
+    token_secret: str
+    data_dir: Path
+    worker_port: int
+    webhook_port: int
+    connector_metrics_port: int
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "BACKBONE_KAFKA_BOOTSTRAP": self.bootstrap,
+            "BACKBONE_TOPIC_PREFIX": self.prefix,
+            "BACKBONE_PARTITIONS": "2",
+            "BACKBONE_PSEUDONYM_KEY": self.pseudonym_key,
+            "BACKBONE_WEBHOOK_SECRET": self.webhook_secret,
+            "BACKBONE_TOKEN_SECRET": self.token_secret,
+            "BACKBONE_DATA_DIR": str(self.data_dir),
+            "BACKBONE_WORKER_PORT": str(self.worker_port),
+            "BACKBONE_WEBHOOK_PORT": str(self.webhook_port),
+            "BACKBONE_METRICS_PORT": str(self.connector_metrics_port),
+            "BACKBONE_LOG_LEVEL": "INFO",
+        }
+
+
+@pytest.fixture(scope="module")
+def deployment(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    """Fresh topics (by prefix), secrets and ports for the tests of one module."""
+    return Deployment(
+        bootstrap=kafka,
+        prefix=f"t{uuid.uuid4().hex[:10]}",
+        pseudonym_key=secrets.token_hex(32),
+        webhook_secret=secrets.token_hex(32),
+        token_secret=secrets.token_hex(32),
+        data_dir=tmp_path_factory.mktemp("state"),
+        worker_port=free_port(),
+        webhook_port=free_port(),
+        connector_metrics_port=free_port(),
+    )

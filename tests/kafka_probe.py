@@ -1,0 +1,66 @@
+"""Reading topics directly, to check what really is (and is not) on Kafka."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, TopicPartition
+
+
+@dataclass(frozen=True)
+class Record:
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+
+def message_count(bootstrap: str, topic: str) -> int:
+    """How many records the topic holds (sum of high watermarks; nothing is deleted in tests)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4()}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        )
+    finally:
+        consumer.close()
+
+
+def read_all(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list[Record]:
+    """Every record now on the topic, read from the beginning up to the high watermarks."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"probe-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+        pending = {p for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        records: list[Record] = []
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                continue
+            records.append(Record(message.key(), message.value(), dict(message.headers() or [])))
+            if message.offset() + 1 >= ends[message.partition()]:
+                pending.discard(message.partition())
+        if pending:
+            raise AssertionError(f"could not read all of {topic} within {timeout_s} s")
+        return records
+    finally:
+        consumer.close()

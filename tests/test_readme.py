@@ -1,0 +1,16 @@
+"""The README documents every setting a process reads."""
+
+from __future__ import annotations
+
+from backbone.settings import REPO_ROOT
+from connectors.social_care_webhook.config import SocialCareWebhookSettings
+from streams.settings import WorkerSettings
+
+
+def test_every_setting_is_documented_with_its_variable() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    fields = set(SocialCareWebhookSettings.model_fields) | set(WorkerSettings.model_fields)
+    missing = sorted(
+        f"BACKBONE_{name.upper()}" for name in fields if f"`BACKBONE_{name.upper()}`" not in readme
+    )
+    assert missing == []
