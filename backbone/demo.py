@@ -23,7 +23,7 @@ from backbone.processes import BackboneProcess, stop_all
 from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
 from simulators.social_care import CaseManagementSystem
-from simulators.stories import demo_story
+from simulators.stories import Story, demo_story
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
 WORKER_PORT = 6066
@@ -39,36 +39,37 @@ def _broker_running() -> bool:
     return subprocess.call([str(KAFKA_SCRIPT), "status"], stderr=subprocess.DEVNULL) == 0
 
 
-def _wait_for_timelines(
-    api: httpx.Client, lookups: dict[str, str], expected: dict[str, int]
-) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        counts = {}
-        for label, case_person_id in lookups.items():
-            found = api.get(
-                "/persons/lookup",
-                params={"agency": "social_care", "id_type": "case_person_id", "id": case_person_id},
-            )
-            if found.status_code == 200:
-                person_id = found.json()["person_id"]
-                counts[label] = len(api.get(f"/persons/{person_id}/timeline").json()["events"])
-        if counts == expected:
-            return
-        time.sleep(0.5)
-
-
-def _print_timeline(api: httpx.Client, label: str, case_person_id: str) -> None:
+def _timeline_of(api: httpx.Client, case_person_id: str) -> dict[str, Any] | None:
+    """The timeline of a social care case person, or None while the worker has none."""
     found = api.get(
         "/persons/lookup",
         params={"agency": "social_care", "id_type": "case_person_id", "id": case_person_id},
     )
     if found.status_code != 200:
-        _say(f"  {label}: not found ({found.status_code})")
+        return None
+    answer = api.get(f"/persons/{found.json()['person_id']}/timeline")
+    timeline: dict[str, Any] = answer.json()
+    return timeline if answer.status_code == 200 else None
+
+
+def _wait_for_timelines(api: httpx.Client, story: Story, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        counts = {}
+        for label, case_person_id in story.people.items():
+            timeline = _timeline_of(api, case_person_id)
+            counts[label] = len(timeline["events"]) if timeline else 0
+        if counts == story.expected_events:
+            return
+        time.sleep(0.3)
+
+
+def _print_timeline(api: httpx.Client, label: str, case_person_id: str) -> None:
+    timeline = _timeline_of(api, case_person_id)
+    if timeline is None:
+        _say(f"\n  {label} (case person {case_person_id}): no timeline")
         return
-    person_id = found.json()["person_id"]
-    timeline: dict[str, Any] = api.get(f"/persons/{person_id}/timeline").json()
-    _say(f"\n  {label} (case person {case_person_id}) is person {person_id}")
+    _say(f"\n  {label} (case person {case_person_id}) is person {timeline['person_id']}")
     for member in timeline["household"]:
         _say(f"    household: {member['relationship']:<8} {member['person_id']}")
     for event in timeline["events"]:
@@ -149,7 +150,7 @@ def _play_and_show(webhook_secret: bytes, token_secret: bytes) -> None:
         timeout=10.0,
         headers={"Authorization": f"Bearer {token}", "X-Purpose": "case_management"},
     )
-    _wait_for_timelines(api, story.people, story.expected_events)
+    _wait_for_timelines(api, story)
     _say("\nUnified timelines (GET /persons/{id}/timeline):")
     for label, case_person_id in story.people.items():
         _print_timeline(api, label, case_person_id)
