@@ -76,6 +76,16 @@ def _print_timeline(api: httpx.Client, label: str, case_person_id: str) -> None:
         _say(f"    {event['occurred_at'][:16]}  {event['summary']:<44} {event['event_id'][:8]}")
 
 
+def _wait_for_interrupt() -> None:
+    # SIGTERM ends the demo as Ctrl-C does, so a supervisor can stop it cleanly too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
 def run_demo(wait: bool) -> None:
     """Run the demo; with `wait`, keep everything up until Ctrl-C."""
     run_id = time.strftime("%Y%m%d%H%M%S")
@@ -125,7 +135,7 @@ def run_demo(wait: bool) -> None:
         _say(f"Process logs      {logs}/")
         if wait:
             _say("\nRunning. Press Ctrl-C to stop everything.")
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            _wait_for_interrupt()
     finally:
         _say("Stopping ...")
         stop_all(children)
