@@ -77,7 +77,9 @@ def _print_timeline(api: httpx.Client, label: str, case_person_id: str) -> None:
 
 
 def _wait_for_interrupt() -> None:
-    # SIGTERM ends the demo as Ctrl-C does, so a supervisor can stop it cleanly too.
+    # SIGTERM ends the demo as Ctrl-C does, so a supervisor can stop it cleanly too; SIGINT
+    # is set explicitly because a shell starts background jobs with it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while True:
