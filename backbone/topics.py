@@ -7,6 +7,7 @@ whatever the broker's default is.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -41,11 +42,29 @@ class Topics:
         """Every coordinator API request: who, why, what, outcome."""
         return f"{self.prefix}.audit"
 
+    @property
+    def connector_positions(self) -> str:
+        """Each connector's durable position per source partition (compacted)."""
+        return f"{self.prefix}.connector-positions"
+
     def all_agency_events(self) -> list[str]:
         return [self.agency_events(agency) for agency in Agency]
 
     def all(self) -> list[str]:
-        return [*self.all_agency_events(), self.dead_letter, self.person_events, self.audit]
+        return [
+            *self.all_agency_events(),
+            self.dead_letter,
+            self.person_events,
+            self.audit,
+            self.connector_positions,
+        ]
+
+    def layout(self, name: str, partitions: int) -> tuple[int, dict[str, str]]:
+        """Partitions and configuration a topic is created with."""
+        if name == self.connector_positions:
+            # Latest position per key is all that matters; one partition keeps it simple.
+            return 1, {"cleanup.policy": "compact"}
+        return partitions, {}
 
 
 def ensure_topics(settings: BackboneSettings, timeout_s: float = 30.0) -> None:
@@ -57,11 +76,12 @@ def ensure_topics(settings: BackboneSettings, timeout_s: float = 30.0) -> None:
         raise TransientError(
             f"Kafka at {settings.kafka_bootstrap} is not reachable: {exc}"
         ) from exc
-    missing = [
-        NewTopic(name, settings.partitions, settings.replication_factor)
-        for name in Topics(settings.topic_prefix).all()
-        if name not in existing
-    ]
+    topics = Topics(settings.topic_prefix)
+    missing = []
+    for name in topics.all():
+        if name not in existing:
+            partitions, config = topics.layout(name, settings.partitions)
+            missing.append(NewTopic(name, partitions, settings.replication_factor, config=config))
     if not missing:
         return
     for name, future in admin.create_topics(missing, operation_timeout=timeout_s).items():
@@ -70,3 +90,21 @@ def ensure_topics(settings: BackboneSettings, timeout_s: float = 30.0) -> None:
         except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):  # another process won the race
                 raise TransientError(f"cannot create topic {name}: {exc}") from exc
+    _wait_for_leaders(admin, [topic.topic for topic in missing], timeout_s)
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) -> None:
+    """Block until every partition of the new topics has a leader: until then the first
+    produce or offset lookup fails with NOT_LEADER_FOR_PARTITION."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=timeout_s).topics
+        if all(
+            name in topics
+            and topics[name].partitions
+            and all(p.leader >= 0 for p in topics[name].partitions.values())
+            for name in names
+        ):
+            return
+        time.sleep(0.1)
+    raise TransientError(f"topics {', '.join(names)} have no leader after {timeout_s:.0f} s")

@@ -1,35 +1,55 @@
-"""Every connector by the name `backbone connector run NAME` knows it by."""
+"""Every connector by the name `backbone connector run NAME` knows it by.
+
+Entries name their settings class and connector class as `module:attribute`, imported only
+when that connector runs, so one connector's dependencies never load in another's process.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from backbone.errors import ConfigurationError
 from backbone.logging import configure_logging
 from backbone.settings import load_settings
-from connectors.runtime import Connector, ConnectorRuntime, run_connector
+from connectors.runtime import ConnectorRuntime, run_connector
 from connectors.runtime.config import ConnectorSettings
-from connectors.social_care_webhook.config import SocialCareWebhookSettings
-from connectors.social_care_webhook.source import SocialCareWebhook
 
 
 @dataclass(frozen=True)
 class ConnectorKind:
-    settings: type[ConnectorSettings]
-    build: Callable[[ConnectorSettings], Connector]
+    """Where a connector's settings class and connector class live."""
 
-
-def _social_care(settings: ConnectorSettings) -> Connector:
-    assert isinstance(settings, SocialCareWebhookSettings)
-    return SocialCareWebhook(settings)
+    settings: str
+    connector: str
 
 
 CONNECTORS: dict[str, ConnectorKind] = {
-    SocialCareWebhook.name: ConnectorKind(SocialCareWebhookSettings, _social_care),
+    "social-care-webhook": ConnectorKind(
+        "connectors.social_care_webhook.config:SocialCareWebhookSettings",
+        "connectors.social_care_webhook.source:SocialCareWebhook",
+    ),
+    "hl7-mllp": ConnectorKind(
+        "connectors.hl7_mllp.config:Hl7MllpSettings",
+        "connectors.hl7_mllp.source:Hl7MllpConnector",
+    ),
+    "jobcentre-cdc": ConnectorKind(
+        "connectors.jobcentre_cdc.config:JobcentreCdcSettings",
+        "connectors.jobcentre_cdc.source:JobcentreCdcConnector",
+    ),
+    "housing-csv": ConnectorKind(
+        "connectors.housing_csv.config:HousingCsvSettings",
+        "connectors.housing_csv.source:HousingCsvConnector",
+    ),
 }
+
+
+def _load(reference: str) -> Any:
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def run(name: str, config_file: Path | None) -> None:
@@ -38,7 +58,8 @@ def run(name: str, config_file: Path | None) -> None:
     if kind is None:
         known = ", ".join(sorted(CONNECTORS))
         raise ConfigurationError(f"no connector named {name!r}; known: {known}")
-    settings = load_settings(kind.settings, config_file)
+    settings_class: type[ConnectorSettings] = _load(kind.settings)
+    settings = load_settings(settings_class, config_file)
     configure_logging(settings.log_level)
-    connector = kind.build(settings)
+    connector = _load(kind.connector)(settings)
     asyncio.run(run_connector(connector, ConnectorRuntime(name, settings)))

@@ -14,6 +14,7 @@ from backbone.metrics import DEAD_LETTERS, EVENTS_OUT, PROCESSING_SECONDS, expos
 from backbone.pseudonyms import Pseudonymiser
 from backbone.topics import Topics, ensure_topics
 from connectors.runtime.config import ConnectorSettings
+from connectors.runtime.positions import PositionStore
 from connectors.runtime.publisher import Publisher
 
 log = get_logger(__name__)
@@ -28,14 +29,21 @@ class ConnectorRuntime:
         self.topics = Topics(settings.topic_prefix)
         self.codec = AvroCodec(SchemaStore(settings.schemas_dir))
         self.pseudonyms = Pseudonymiser(settings.pseudonym_key.get_secret_value().encode())
-        self.publisher: Publisher | None = None
+        self._publisher: Publisher | None = None
+        self._positions: PositionStore | None = None
         self._metrics_runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         """Create the topics, open the producer and serve /metrics and /health."""
         ensure_topics(self.settings)
-        self.publisher = Publisher(
+        self._publisher = Publisher(
             self.settings.kafka_bootstrap, self.name, self.settings.delivery_timeout_s
+        )
+        self._positions = PositionStore(
+            self.settings.kafka_bootstrap,
+            self.topics.connector_positions,
+            self.name,
+            self._publisher,
         )
         self._metrics_runner = await serve_operations(
             self.settings.metrics_host, self.settings.metrics_port
@@ -44,17 +52,26 @@ class ConnectorRuntime:
 
     async def stop(self) -> None:
         """Flush in-flight records, then close the operations endpoint."""
-        if self.publisher is not None:
-            left = self.publisher.close()
+        if self._publisher is not None:
+            left = self._publisher.close()
             if left:
                 log.error("records_undelivered_at_stop", connector=self.name, count=left)
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()
 
-    def _publisher(self) -> Publisher:
-        if self.publisher is None:
+    @property
+    def publisher(self) -> Publisher:
+        """The idempotent producer (after `start`)."""
+        if self._publisher is None:
             raise RuntimeError("the connector runtime is not started")
-        return self.publisher
+        return self._publisher
+
+    @property
+    def positions(self) -> PositionStore:
+        """This connector's durable positions (after `start`)."""
+        if self._positions is None:
+            raise RuntimeError("the connector runtime is not started")
+        return self._positions
 
     async def emit(self, event: AgencyEvent, started: float) -> None:
         """Encode a validated event and publish it to its agency's topic, keyed by subject."""
@@ -65,7 +82,7 @@ class ConnectorRuntime:
             ("event_id", envelope.event_id.encode()),
             ("schema", event.schema_name().encode()),
         ]
-        await self._publisher().publish(topic, envelope.subject.record_id.encode(), value, headers)
+        await self.publisher.publish(topic, envelope.subject.record_id.encode(), value, headers)
         EVENTS_OUT.labels(self.name, envelope.agency.value, topic).inc()
         PROCESSING_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         log.info(
@@ -88,7 +105,7 @@ class ConnectorRuntime:
             ("source", source.encode()),
             ("received_at", datetime.now(UTC).isoformat().encode()),
         ]
-        await self._publisher().publish(self.topics.dead_letter, self.name.encode(), raw, headers)
+        await self.publisher.publish(self.topics.dead_letter, self.name.encode(), raw, headers)
         DEAD_LETTERS.labels(self.name, reason.split(":", 1)[0]).inc()
         log.warning("input_dead_lettered", connector=self.name, reason=reason, source=source)
 

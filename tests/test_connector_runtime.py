@@ -1,0 +1,52 @@
+"""The connector runtime against the real broker: positions survive a restart."""
+
+from __future__ import annotations
+
+import asyncio
+
+from connectors.runtime import ConnectorRuntime
+from connectors.runtime.config import ConnectorSettings
+from tests.conftest import Deployment, free_port
+
+
+def settings(deployment: Deployment) -> ConnectorSettings:
+    return ConnectorSettings(
+        kafka_bootstrap=deployment.bootstrap,
+        topic_prefix=deployment.prefix,
+        pseudonym_key=deployment.pseudonym_key,
+        metrics_port=free_port(),
+    )
+
+
+def test_saved_positions_are_loaded_by_the_next_run(deployment: Deployment) -> None:
+    async def first_run() -> None:
+        runtime = ConnectorRuntime("housing-csv", settings(deployment))
+        await runtime.start()
+        assert runtime.positions.load() == {}
+        await runtime.positions.save("drop-folder", {"file": "a.csv", "sha256": "1"})
+        await runtime.positions.save("drop-folder", {"file": "b.csv", "sha256": "2"})
+        await runtime.positions.save("other", 17)
+        await runtime.stop()
+
+    async def second_run() -> dict[str, object]:
+        runtime = ConnectorRuntime("housing-csv", settings(deployment))
+        await runtime.start()
+        try:
+            return runtime.positions.load()
+        finally:
+            await runtime.stop()
+
+    async def another_connector() -> dict[str, object]:
+        runtime = ConnectorRuntime("hl7-mllp", settings(deployment))
+        await runtime.start()
+        try:
+            return runtime.positions.load()
+        finally:
+            await runtime.stop()
+
+    asyncio.run(first_run())
+    assert asyncio.run(second_run()) == {
+        "drop-folder": {"file": "b.csv", "sha256": "2"},
+        "other": 17,
+    }
+    assert asyncio.run(another_connector()) == {}
