@@ -347,7 +347,10 @@ def test_the_api_requires_a_token_and_a_purpose_and_audits_every_request(pipelin
         "/persons/lookup", params={"agency": "police", "id_type": "x", "id": "1"}
     )
 
-    assert allowed.status_code == 200
+    answers = [allowed, no_purpose, no_token, forged, unknown, bad_agency]
+    assert [a.status_code for a in answers] == [200, 400, 401, 401, 404, 400], [
+        a.text for a in answers
+    ]
     assert no_purpose.status_code == 400 and no_purpose.json()["error"] == "missing_purpose"
     assert no_token.status_code == 401 and forged.status_code == 401
     assert unknown.status_code == 404

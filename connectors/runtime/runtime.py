@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
 
 from backbone.codec import AvroCodec, SchemaStore
+from backbone.errors import TransientError
 from backbone.events import AgencyEvent
 from backbone.logging import get_logger
 from backbone.metrics import DEAD_LETTERS, EVENTS_OUT, PROCESSING_SECONDS, exposition
@@ -18,6 +21,7 @@ from connectors.runtime.positions import PositionStore
 from connectors.runtime.publisher import Publisher
 
 log = get_logger(__name__)
+TOPICS_TIMEOUT_S = 5.0
 
 
 class ConnectorRuntime:
@@ -32,10 +36,17 @@ class ConnectorRuntime:
         self._publisher: Publisher | None = None
         self._positions: PositionStore | None = None
         self._metrics_runner: web.AppRunner | None = None
+        self._topics_task: asyncio.Task[None] | None = None
+        self.topics_ready = False
 
     async def start(self) -> None:
-        """Create the topics, open the producer and serve /metrics and /health."""
-        ensure_topics(self.settings)
+        """Create the topics, open the producer and serve /metrics and /health.
+
+        Kafka being down at start is not fatal: the connector comes up, refuses input it
+        cannot store (503, AR) and keeps trying to create its topics in the background.
+        """
+        if not await self._try_ensure_topics():
+            self._topics_task = asyncio.create_task(self._ensure_topics_until_done())
         self._publisher = Publisher(
             self.settings.kafka_bootstrap, self.name, self.settings.delivery_timeout_s
         )
@@ -46,12 +57,33 @@ class ConnectorRuntime:
             self._publisher,
         )
         self._metrics_runner = await serve_operations(
-            self.settings.metrics_host, self.settings.metrics_port
+            self.settings.metrics_host, self.settings.metrics_port, self.health
         )
         log.info("connector_started", connector=self.name, metrics_port=self.settings.metrics_port)
 
+    async def _try_ensure_topics(self) -> bool:
+        try:
+            await asyncio.to_thread(ensure_topics, self.settings, TOPICS_TIMEOUT_S)
+        except TransientError as exc:
+            log.warning("kafka_unavailable", connector=self.name, error=str(exc))
+            return False
+        self.topics_ready = True
+        return True
+
+    async def _ensure_topics_until_done(self) -> None:
+        delay = 1.0
+        while not await self._try_ensure_topics():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def health(self) -> dict[str, object]:
+        """What /health reports: up, and whether Kafka has the connector's topics."""
+        return {"status": "ok", "connector": self.name, "kafka_topics": self.topics_ready}
+
     async def stop(self) -> None:
         """Flush in-flight records, then close the operations endpoint."""
+        if self._topics_task is not None:
+            self._topics_task.cancel()
         if self._publisher is not None:
             left = self._publisher.close()
             if left:
@@ -110,7 +142,9 @@ class ConnectorRuntime:
         log.warning("input_dead_lettered", connector=self.name, reason=reason, source=source)
 
 
-async def serve_operations(host: str, port: int) -> web.AppRunner:
+async def serve_operations(
+    host: str, port: int, health_report: Callable[[], dict[str, object]]
+) -> web.AppRunner:
     """Serve `/metrics` (Prometheus) and `/health` for operators."""
 
     async def metrics(_request: web.Request) -> web.Response:
@@ -118,7 +152,7 @@ async def serve_operations(host: str, port: int) -> web.AppRunner:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response(health_report())
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
