@@ -76,16 +76,11 @@ def _print_timeline(api: httpx.Client, label: str, case_person_id: str) -> None:
         _say(f"    {event['occurred_at'][:16]}  {event['summary']:<44} {event['event_id'][:8]}")
 
 
-def _wait_for_interrupt() -> None:
+def _stop_on_interrupt() -> None:
     # SIGTERM ends the demo as Ctrl-C does, so a supervisor can stop it cleanly too; SIGINT
     # is set explicitly because a shell starts background jobs with it ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
 
 
 def run_demo(wait: bool) -> None:
@@ -106,6 +101,7 @@ def run_demo(wait: bool) -> None:
         "BACKBONE_WEBHOOK_PORT": str(WEBHOOK_PORT),
         "BACKBONE_METRICS_PORT": str(CONNECTOR_METRICS_PORT),
     }
+    _stop_on_interrupt()
     started_broker = not _broker_running()
     if started_broker:
         _say("Starting the local Kafka broker (first run fetches its jars from Maven Central) ...")
@@ -137,7 +133,10 @@ def run_demo(wait: bool) -> None:
         _say(f"Process logs      {logs}/")
         if wait:
             _say("\nRunning. Press Ctrl-C to stop everything.")
-            _wait_for_interrupt()
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
     finally:
         _say("Stopping ...")
         stop_all(children)

@@ -33,9 +33,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
     )
     codec = AvroCodec(SchemaStore(settings.schemas_dir))
     topics = Topics(settings.topic_prefix)
-    dead_letters = DeadLetters(app, topics)
-    identity = Identity(app, codec, topics, dead_letters)
-    timelines = Timelines(app, codec, topics, dead_letters)
+    dead_letters = DeadLetters(app, codec, topics)
+    identity = Identity(app, topics, dead_letters)
+    timelines = Timelines(app, topics, dead_letters)
     CoordinatorApi(
         app,
         token_secret=settings.token_secret.get_secret_value().encode(),

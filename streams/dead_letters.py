@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import faust
 
+from backbone.codec import AvroCodec
+from backbone.errors import BadInput
 from backbone.logging import get_logger
 from backbone.metrics import DEAD_LETTERS
 from backbone.topics import Topics
@@ -14,10 +17,20 @@ log = get_logger(__name__)
 
 
 class DeadLetters:
-    """Writes unreadable events, with the processor and the reason in headers."""
+    """Decodes events for processors; unreadable ones go to the dead-letter topic with the
+    processor and the reason in headers."""
 
-    def __init__(self, app: faust.App, topics: Topics) -> None:
+    def __init__(self, app: faust.App, codec: AvroCodec, topics: Topics) -> None:
+        self._codec = codec
         self._topic = app.topic(topics.dead_letter, key_serializer="raw", value_serializer="raw")
+
+    async def decode(self, processor: str, event: faust.EventT[bytes]) -> dict[str, Any] | None:
+        """The event's Avro record, or None after dead-lettering an undecodable one."""
+        try:
+            return self._codec.decode(event.value).record
+        except BadInput as exc:
+            await self.send(processor, event.value, f"undecodable: {exc}", event.message.topic)
+            return None
 
     async def send(self, processor: str, raw: bytes, reason: str, source: str) -> None:
         headers = {

@@ -13,8 +13,6 @@ from typing import Any
 
 import faust
 
-from backbone.codec import AvroCodec
-from backbone.errors import BadInput
 from backbone.logging import get_logger
 from backbone.metrics import EVENTS_IN, EVENTS_OUT
 from backbone.topics import Topics
@@ -34,10 +32,7 @@ def person_id_for(subject: Mapping[str, Any]) -> str:
 class Identity:
     """Consumes every agency topic, links records to persons, forwards by person id."""
 
-    def __init__(
-        self, app: faust.App, codec: AvroCodec, topics: Topics, dead_letters: DeadLetters
-    ) -> None:
-        self.codec = codec
+    def __init__(self, app: faust.App, topics: Topics, dead_letters: DeadLetters) -> None:
         self.dead_letters = dead_letters
         # record id (keyed hash) -> person id; co-partitioned with the agency topics' keys.
         self.links = app.Table("record-links", default=None)
@@ -57,11 +52,8 @@ class Identity:
 
     async def forward(self, event: faust.EventT[bytes]) -> None:
         """Link the event's record to a person and send it on, keyed by person id."""
-        raw = event.value
-        try:
-            record = self.codec.decode(raw).record
-        except BadInput as exc:
-            await self.dead_letters.send(PROCESSOR, raw, f"undecodable: {exc}", event.message.topic)
+        record = await self.dead_letters.decode(PROCESSOR, event)
+        if record is None:
             return
         envelope = record["envelope"]
         subject = envelope["subject"]
@@ -71,7 +63,9 @@ class Identity:
             person_id = person_id_for(subject)
             self.links[subject["record_id"]] = person_id
         await self.person_events.send(
-            key=person_id.encode(), value=raw, headers={"event_id": envelope["event_id"].encode()}
+            key=person_id.encode(),
+            value=event.value,
+            headers={"event_id": envelope["event_id"].encode()},
         )
         EVENTS_OUT.labels(PROCESSOR, envelope["agency"], self.person_events.get_topic_name()).inc()
         log.debug("event_identified", event_id=envelope["event_id"], person_id=person_id)

@@ -14,8 +14,6 @@ from typing import Any
 
 import faust
 
-from backbone.codec import AvroCodec
-from backbone.errors import BadInput
 from backbone.logging import get_logger
 from backbone.metrics import END_TO_END_SECONDS, EVENTS_IN
 from backbone.topics import Topics
@@ -88,10 +86,7 @@ def household_of(record: dict[str, Any]) -> dict[str, str]:
 class Timelines:
     """Consumes person events and keeps each person's timeline in a table."""
 
-    def __init__(
-        self, app: faust.App, codec: AvroCodec, topics: Topics, dead_letters: DeadLetters
-    ) -> None:
-        self.codec = codec
+    def __init__(self, app: faust.App, topics: Topics, dead_letters: DeadLetters) -> None:
         self.dead_letters = dead_letters
         self.table = app.Table("timelines", default=dict)
         source = app.topic(topics.person_events, key_serializer="raw", value_serializer="raw")
@@ -105,12 +100,8 @@ class Timelines:
 
     async def record(self, event: faust.EventT[bytes]) -> None:
         """Add one person event to its person's timeline."""
-        try:
-            record = self.codec.decode(event.value).record
-        except BadInput as exc:
-            await self.dead_letters.send(
-                PROCESSOR, event.value, f"undecodable: {exc}", event.message.topic
-            )
+        record = await self.dead_letters.decode(PROCESSOR, event)
+        if record is None:
             return
         person_id = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
         envelope = record["envelope"]

@@ -18,6 +18,15 @@ def settings(deployment: Deployment) -> ConnectorSettings:
     )
 
 
+async def positions_seen_by(connector: str, deployment: Deployment) -> dict[str, object]:
+    runtime = ConnectorRuntime(connector, settings(deployment))
+    await runtime.start()
+    try:
+        return runtime.positions.load()
+    finally:
+        await runtime.stop()
+
+
 def test_saved_positions_are_loaded_by_the_next_run(deployment: Deployment) -> None:
     async def first_run() -> None:
         runtime = ConnectorRuntime("housing-csv", settings(deployment))
@@ -28,25 +37,9 @@ def test_saved_positions_are_loaded_by_the_next_run(deployment: Deployment) -> N
         await runtime.positions.save("other", 17)
         await runtime.stop()
 
-    async def second_run() -> dict[str, object]:
-        runtime = ConnectorRuntime("housing-csv", settings(deployment))
-        await runtime.start()
-        try:
-            return runtime.positions.load()
-        finally:
-            await runtime.stop()
-
-    async def another_connector() -> dict[str, object]:
-        runtime = ConnectorRuntime("hl7-mllp", settings(deployment))
-        await runtime.start()
-        try:
-            return runtime.positions.load()
-        finally:
-            await runtime.stop()
-
     asyncio.run(first_run())
-    assert asyncio.run(second_run()) == {
+    assert asyncio.run(positions_seen_by("housing-csv", deployment)) == {
         "drop-folder": {"file": "b.csv", "sha256": "2"},
         "other": 17,
     }
-    assert asyncio.run(another_connector()) == {}
+    assert asyncio.run(positions_seen_by("hl7-mllp", deployment)) == {}
