@@ -29,6 +29,9 @@ class Publisher:
                 "acks": "all",
                 "linger.ms": 5,
                 "compression.type": "lz4",
+                # The Java client's and aiokafka's (Faust's) partitioner: a key lands on the
+                # partition Faust expects, so tables stay co-partitioned with their topics.
+                "partitioner": "murmur2_random",
                 "message.timeout.ms": int(delivery_timeout_s * 1000),
             }
         )
