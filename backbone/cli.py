@@ -13,6 +13,7 @@ from backbone.errors import BackboneError
 from backbone.settings import REPO_ROOT
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
+POSTGRES_SCRIPT = REPO_ROOT / "deploy" / "postgres" / "postgres.sh"
 config_option = click.option(
     "--config",
     "config_file",
@@ -68,6 +69,33 @@ def broker_status() -> None:
     _kafka("status")
 
 
+@main.group()
+def postgres() -> None:
+    """The project's own local PostgreSQL 15 (wal_level=logical) for the jobcentre connector."""
+
+
+def _postgres(action: str) -> None:
+    sys.exit(subprocess.call([str(POSTGRES_SCRIPT), action]))
+
+
+@postgres.command("start")
+def postgres_start() -> None:
+    """Install PostgreSQL 15 and wal2json if needed, init the cluster, start, wait for it."""
+    _postgres("start")
+
+
+@postgres.command("stop")
+def postgres_stop() -> None:
+    """Stop the local PostgreSQL cleanly."""
+    _postgres("stop")
+
+
+@postgres.command("status")
+def postgres_status() -> None:
+    """Exit 0 if the local PostgreSQL answers."""
+    _postgres("status")
+
+
 @main.command()
 @config_option
 def worker(config_file: Path | None) -> None:
@@ -91,7 +119,7 @@ def connector() -> None:
 @click.argument("name")
 @config_option
 def connector_run(name: str, config_file: Path | None) -> None:
-    """Run one connector: social-care-webhook (more to come)."""
+    """Run one connector: hl7-mllp, jobcentre-cdc, housing-csv or social-care-webhook."""
     from connectors.registry import run
 
     run(name, config_file)

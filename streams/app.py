@@ -10,7 +10,9 @@ from backbone.topics import Topics, ensure_topics
 from streams.api import CoordinatorApi
 from streams.audit import AuditTrail
 from streams.dead_letters import DeadLetters
+from streams.faust_sensors import bridge_faust_sensors
 from streams.identity import Identity
+from streams.lag import watch_consumer_lag
 from streams.settings import WorkerSettings
 from streams.timeline import Timelines
 
@@ -31,6 +33,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
         producer_acks=-1,
         autodiscover=False,
     )
+    bridge_faust_sensors(app)
+    # Every consumer group of this deployment, the workers' own included.
+    watch_consumer_lag(app, settings.kafka_bootstrap, f"{settings.topic_prefix}-")
     codec = AvroCodec(SchemaStore(settings.schemas_dir))
     topics = Topics(settings.topic_prefix)
     dead_letters = DeadLetters(app, codec, topics)

@@ -23,6 +23,9 @@ from backbone.settings import REPO_ROOT
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
 BOOTSTRAP = os.environ.get("BACKBONE_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+POSTGRES_SCRIPT = REPO_ROOT / "deploy" / "postgres" / "postgres.sh"
+POSTGRES_PORT = os.environ.get("BACKBONE_POSTGRES_PORT", "15432")
+POSTGRES_DSN = f"host=127.0.0.1 port={POSTGRES_PORT} user=postgres dbname=postgres"
 
 
 def broker_answers() -> bool:
@@ -49,6 +52,34 @@ def kafka() -> Iterator[str]:
     yield BOOTSTRAP
     if started:
         subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
+
+
+def postgres_answers() -> bool:
+    import psycopg  # only the tests that need PostgreSQL load its driver
+
+    try:
+        psycopg.connect(POSTGRES_DSN, connect_timeout=3).close()
+    except psycopg.Error:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """The admin DSN of the project's PostgreSQL (started here if none answers)."""
+    started = False
+    if not postgres_answers():
+        result = subprocess.run([str(POSTGRES_SCRIPT), "start"], capture_output=True, text=True)
+        if result.returncode != 0 or not postgres_answers():
+            pytest.fail(
+                f"PostgreSQL is needed at 127.0.0.1:{POSTGRES_PORT} and could not be started "
+                f"with {POSTGRES_SCRIPT} start:\n{result.stderr[-2000:]}",
+                pytrace=False,
+            )
+        started = True
+    yield POSTGRES_DSN
+    if started:
+        subprocess.run([str(POSTGRES_SCRIPT), "stop"], check=False)
 
 
 def free_port() -> int:

@@ -1,0 +1,1 @@
+"""Housing: nightly CSV snapshots of tenancies, diffed against the previous night's."""

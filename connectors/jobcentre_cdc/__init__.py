@@ -1,0 +1,1 @@
+"""Jobcentre: change data capture from the case management database (PostgreSQL)."""

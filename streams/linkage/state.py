@@ -1,0 +1,110 @@
+"""The resolver's state, behind dict-like tables so Faust tables can hold it.
+
+Every table is a `MutableMapping` with JSON-able values, and values are always replaced, never
+changed in place, because a Faust table only writes its changelog on assignment.
+
+- records: record id -> {"seq": arrival number, "versions": [record details, ...]}
+- blocks: blocking key -> record ids holding it
+- national_ids: keyed national identifier -> a record id of the person holding it
+- parents: record id -> parent record id (union-find; a person's root record is its own parent)
+- person_national_ids: root record id -> the national identifiers of that person
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.linkage.record import LinkageRecord
+
+MAX_VERSIONS = 4  # a record's details as they changed (a married name, a move); the last few
+
+
+@dataclass
+class ResolverState:
+    """The tables the resolver reads and writes; plain dicts unless given others."""
+
+    records: MutableMapping[str, dict[str, Any]] = field(default_factory=dict)
+    blocks: MutableMapping[str, list[str]] = field(default_factory=dict)
+    national_ids: MutableMapping[str, str] = field(default_factory=dict)
+    parents: MutableMapping[str, str] = field(default_factory=dict)
+    person_national_ids: MutableMapping[str, list[str]] = field(default_factory=dict)
+
+    def versions(self, record_id: str) -> list[LinkageRecord]:
+        """The details a record has been seen with, oldest first."""
+        stored = self.records.get(record_id)
+        if stored is None:
+            return []
+        return [LinkageRecord.from_state(version) for version in stored["versions"]]
+
+    def remember(self, record: LinkageRecord) -> bool:
+        """Store a record's details; False when exactly these were already stored."""
+        stored = self.records.get(record.record_id)
+        details = record.to_state()
+        if stored is None:
+            self.records[record.record_id] = {"seq": len(self.records), "versions": [details]}
+            return True
+        if details in stored["versions"]:
+            return False
+        versions = [*stored["versions"], details][-MAX_VERSIONS:]
+        self.records[record.record_id] = {"seq": stored["seq"], "versions": versions}
+        return True
+
+    def index(self, record_id: str, keys: list[str]) -> None:
+        """Add a record id under each of its blocking keys."""
+        for key in keys:
+            holders = self.blocks.get(key, [])
+            if record_id not in holders:
+                self.blocks[key] = [*holders, record_id]
+
+
+class Clusters:
+    """Persons as union-find clusters of record ids over the state's `parents` table."""
+
+    def __init__(self, state: ResolverState) -> None:
+        self.state = state
+
+    def root(self, record_id: str) -> str:
+        """The root record of the record's person (the record itself when unlinked)."""
+        parents = self.state.parents
+        root = record_id
+        while (parent := parents.get(root, root)) != root:
+            root = parent
+        while record_id != root:  # path compression: later look-ups take one step
+            parent = parents.get(record_id, root)
+            parents[record_id] = root
+            record_id = parent
+        return root
+
+    def national_ids_of(self, root: str) -> list[str]:
+        """The national identifiers known for a person (by root record)."""
+        return self.state.person_national_ids.get(root, [])
+
+    def add_national_id(self, root: str, national_id: str) -> None:
+        """Note a person's national identifier, and the person as its holder."""
+        known = self.national_ids_of(root)
+        if national_id not in known:
+            self.state.person_national_ids[root] = [*known, national_id]
+        self.state.national_ids.setdefault(national_id, root)
+
+    def join(self, first_root: str, second_root: str) -> str:
+        """Make two persons one; the earlier-seen root survives, so its person id lasts."""
+        if first_root == second_root:
+            return first_root
+        survivor, absorbed = sorted((first_root, second_root), key=self._seniority)
+        self.state.parents[absorbed] = survivor
+        self.state.parents.setdefault(survivor, survivor)
+        for national_id in self.state.person_national_ids.pop(absorbed, []):
+            self.add_national_id(survivor, national_id)
+        return survivor
+
+    def _seniority(self, record_id: str) -> tuple[int, str]:
+        stored = self.state.records.get(record_id)
+        return (stored["seq"] if stored else 1 << 62, record_id)
+
+
+def person_id(root_record_id: str) -> str:
+    """The person id of a cluster: derived from its root record, so replays give the same."""
+    return "P" + hashlib.sha256(f"person:{root_record_id}".encode()).hexdigest()[:24]
