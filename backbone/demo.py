@@ -1,9 +1,9 @@
-"""`backbone demo`: everything running locally, with sample agency traffic and its results.
+"""`backbone demo`: everything running locally, with every agency's traffic and its results.
 
-Starts the local broker (if it is not running), a stream worker and the social care webhook
-connector as child processes with fresh secrets and a fresh topic prefix, plays the social care
-simulator's story, then prints what the backbone made of it: answers, timelines, and where the
-API and the metrics are.
+Starts the local broker and PostgreSQL (if they are not running), a stream worker and the four
+connectors as child processes with fresh secrets and a fresh topic prefix; the simulators then
+play one family's month as the hospital, the jobcentre, housing and social care record it, and
+the demo prints the answers, the unified timelines, and where the API and the metrics are.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import secrets
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +23,210 @@ import httpx
 from backbone.processes import BackboneProcess, stop_all
 from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
-from simulators.social_care import CaseManagementSystem
+from simulators import hospital, housing, jobcentre, social_care
 from simulators.stories import Story, demo_story
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
+POSTGRES_SCRIPT = REPO_ROOT / "deploy" / "postgres" / "postgres.sh"
+POSTGRES_ADMIN_DSN = (
+    f"host=127.0.0.1 port={os.environ.get('BACKBONE_POSTGRES_PORT', '15432')}"
+    " user=postgres dbname=postgres"
+)
 WORKER_PORT = 6066
 WEBHOOK_PORT = 8081
-CONNECTOR_METRICS_PORT = 9101
+MLLP_PORT = 2575
+# Each connector's /metrics and /health.
+CONNECTOR_METRICS_PORTS = {
+    "social-care-webhook": 9101,
+    "hl7-mllp": 9102,
+    "jobcentre-cdc": 9103,
+    "housing-csv": 9104,
+}
+
+
+@dataclass(frozen=True)
+class Service:
+    """A server the demo starts only if it is not running, and then stops again."""
+
+    name: str
+    script: Path
+
+    def running(self) -> bool:
+        return subprocess.call([str(self.script), "status"], stderr=subprocess.DEVNULL) == 0
+
+    def start(self) -> None:
+        subprocess.run([str(self.script), "start"], check=True)
+
+    def stop(self) -> None:
+        subprocess.run([str(self.script), "stop"], check=False)
+
+
+SERVICES = (Service("Kafka", KAFKA_SCRIPT), Service("PostgreSQL", POSTGRES_SCRIPT))
 
 
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _broker_running() -> bool:
-    return subprocess.call([str(KAFKA_SCRIPT), "status"], stderr=subprocess.DEVNULL) == 0
+def _stop_on_interrupt() -> None:
+    # SIGTERM ends the demo as Ctrl-C does, so a supervisor can stop it cleanly too; SIGINT
+    # is set explicitly because a shell starts background jobs with it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def run_demo(wait: bool) -> None:
+    """Run the demo; with `wait`, keep everything up until Ctrl-C."""
+    _stop_on_interrupt()
+    run_id = time.strftime("%Y%m%d%H%M%S")
+    logs = Path(".backbone") / f"demo-{run_id}"
+    logs.mkdir(parents=True, exist_ok=True)
+    database = f"demo_{run_id}"
+    started: list[Service] = []
+    children: list[BackboneProcess] = []
+    try:
+        for service in SERVICES:
+            if not service.running():
+                _say(f"Starting the local {service.name} (installed and fetched on first run) ...")
+                service.start()
+                started.append(service)
+        dsn = jobcentre.create_database(POSTGRES_ADMIN_DSN, database)
+        _create_jobcentre_schema(dsn)
+        secrets_ = {name: secrets.token_hex(32) for name in ("pseudonym", "webhook", "token")}
+        env = _environment(run_id, logs, dsn, secrets_)
+        _say("Starting the stream worker and the four agency connectors ...")
+        children = _start_processes(env, logs)
+        _play_and_show(demo_story(), env, dsn, secrets_)
+        _say_where(logs)
+        if wait:
+            _say("\nRunning. Press Ctrl-C to stop everything.")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _say("Stopping ...")
+        stop_all(children)
+        if SERVICES[1].running():
+            jobcentre.drop_database(POSTGRES_ADMIN_DSN, database)
+        for service in reversed(started):
+            service.stop()
+
+
+def _create_jobcentre_schema(dsn: str) -> None:
+    system = jobcentre.CaseManagementSystem(dsn)
+    system.create_schema()
+    system.close()
+
+
+def _environment(run_id: str, logs: Path, dsn: str, keys: dict[str, str]) -> dict[str, str]:
+    return {
+        **os.environ,
+        "BACKBONE_TOPIC_PREFIX": f"demo-{run_id}",
+        "BACKBONE_PSEUDONYM_KEY": keys["pseudonym"],
+        "BACKBONE_WEBHOOK_SECRET": keys["webhook"],
+        "BACKBONE_TOKEN_SECRET": keys["token"],
+        "BACKBONE_DATA_DIR": str(logs / "state"),
+        "BACKBONE_WORKER_PORT": str(WORKER_PORT),
+        "BACKBONE_WEBHOOK_PORT": str(WEBHOOK_PORT),
+        "BACKBONE_MLLP_PORT": str(MLLP_PORT),
+        "BACKBONE_CDC_DSN": dsn,
+        "BACKBONE_CDC_SLOT": f"demo_{run_id}",
+        "BACKBONE_HOUSING_DROP_DIR": str(logs / "housing-drop"),
+        "BACKBONE_HOUSING_POLL_INTERVAL_S": "0.5",
+    }
+
+
+def _start_processes(env: dict[str, str], logs: Path) -> list[BackboneProcess]:
+    children = [
+        BackboneProcess.start(
+            "worker", ["worker"], env, logs, f"http://127.0.0.1:{WORKER_PORT}/health"
+        )
+    ]
+    for name, port in CONNECTOR_METRICS_PORTS.items():
+        children.append(
+            BackboneProcess.start(
+                name,
+                ["connector", "run", name],
+                env | {"BACKBONE_METRICS_PORT": str(port)},
+                logs,
+                f"http://127.0.0.1:{port}/health",
+            )
+        )
+    for child in children:
+        child.wait_healthy()
+    return children
+
+
+def _play_and_show(story: Story, env: dict[str, str], dsn: str, keys: dict[str, str]) -> None:
+    _play_social_care(story, keys["webhook"].encode())
+    _play_hospital(story)
+    _play_jobcentre(story, dsn)
+    _play_housing(story, Path(env["BACKBONE_HOUSING_DROP_DIR"]))
+
+    token = issue_token(
+        keys["token"].encode(), "demo-coordinator", ["safeguarding"], "safeguarding_lead"
+    )
+    api = httpx.Client(
+        base_url=f"http://127.0.0.1:{WORKER_PORT}",
+        timeout=10.0,
+        headers={"Authorization": f"Bearer {token}", "X-Purpose": "safeguarding"},
+    )
+    _wait_for_timelines(api, story)
+    _say_dead_letters()
+    _say("\nUnified timelines (GET /persons/{id}/timeline):")
+    for label, case_person_id in story.people.items():
+        _print_timeline(api, label, case_person_id)
+    _say(f"\nA coordinator token for the API (role safeguarding_lead):\n  {token}")
+
+
+def _play_social_care(story: Story, secret: bytes) -> None:
+    _say("\nSocial care case system POSTs webhooks:")
+    system = social_care.CaseManagementSystem(f"http://127.0.0.1:{WEBHOOK_PORT}", secret)
+    for step in story.social_care:
+        answer = system.deliver(
+            step.payload, idempotency_key=step.idempotency_key, signature=step.signature
+        )
+        _say(f"  {step.label:<58} -> {answer.status_code} {json.dumps(answer.json())}")
+    system.close()
+
+
+def _play_hospital(story: Story) -> None:
+    _say("\nHospital PAS sends ADT messages over MLLP:")
+    pas = hospital.HospitalPas("127.0.0.1", MLLP_PORT)
+    for label, message in story.hospital:
+        ack = pas.send(message)
+        detail = f" ({ack.error_message})" if ack.code == "AE" else ""
+        _say(f"  {label:<58} -> {ack.code}{detail}")
+    pas.close()
+
+
+def _play_jobcentre(story: Story, dsn: str) -> None:
+    _say("\nJobcentre case management writes to its PostgreSQL (read by change data capture):")
+    system = jobcentre.CaseManagementSystem(dsn)
+    for label, change in story.jobcentre:
+        change(system)
+        _say(f"  {label:<58} -> committed")
+    system.close()
+
+
+def _play_housing(story: Story, drop_dir: Path) -> None:
+    _say("\nHousing management system drops its nightly exports:")
+    system = housing.HousingManagementSystem(drop_dir)
+    for night in story.housing:
+        path = system.export_rows(
+            night.night,
+            [row if isinstance(row, str) else row.row(night.night) for row in night.rows],
+        )
+        _say(f"  {night.label:<58} -> {path.name}")
+        _wait_until_taken(path)
+
+
+def _wait_until_taken(export: Path, timeout_s: float = 60.0) -> None:
+    # Nights are compared in order: the next one is written once this one was taken.
+    deadline = time.monotonic() + timeout_s
+    while export.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def _timeline_of(api: httpx.Client, case_person_id: str) -> dict[str, Any] | None:
@@ -76,93 +266,22 @@ def _print_timeline(api: httpx.Client, label: str, case_person_id: str) -> None:
         _say(f"    {event['occurred_at'][:16]}  {event['summary']:<44} {event['event_id'][:8]}")
 
 
-def _stop_on_interrupt() -> None:
-    # SIGTERM ends the demo as Ctrl-C does, so a supervisor can stop it cleanly too; SIGINT
-    # is set explicitly because a shell starts background jobs with it ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+def _say_dead_letters() -> None:
+    _say("\nDead letters, by connector and reason (from each connector's /metrics):")
+    for name, port in CONNECTOR_METRICS_PORTS.items():
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5.0).text
+        for line in metrics.splitlines():
+            if line.startswith("backbone_dead_letters_total{"):
+                labels, _, count = line.rpartition(" ")
+                reason = labels.split('reason="', 1)[1].split('"', 1)[0]
+                _say(f"  {name:<22} {reason:<36} {float(count):.0f}")
 
 
-def run_demo(wait: bool) -> None:
-    """Run the demo; with `wait`, keep everything up until Ctrl-C."""
-    run_id = time.strftime("%Y%m%d%H%M%S")
-    logs = Path(".backbone") / f"demo-{run_id}"
-    logs.mkdir(parents=True, exist_ok=True)
-    webhook_secret = secrets.token_hex(32)
-    token_secret = secrets.token_hex(32)
-    env = {
-        **os.environ,
-        "BACKBONE_TOPIC_PREFIX": f"demo-{run_id}",
-        "BACKBONE_PSEUDONYM_KEY": secrets.token_hex(32),
-        "BACKBONE_WEBHOOK_SECRET": webhook_secret,
-        "BACKBONE_TOKEN_SECRET": token_secret,
-        "BACKBONE_DATA_DIR": str(logs / "state"),
-        "BACKBONE_WORKER_PORT": str(WORKER_PORT),
-        "BACKBONE_WEBHOOK_PORT": str(WEBHOOK_PORT),
-        "BACKBONE_METRICS_PORT": str(CONNECTOR_METRICS_PORT),
-    }
-    _stop_on_interrupt()
-    started_broker = not _broker_running()
-    if started_broker:
-        _say("Starting the local Kafka broker (first run fetches its jars from Maven Central) ...")
-        subprocess.run([str(KAFKA_SCRIPT), "start"], check=True)
-    children: list[BackboneProcess] = []
-    try:
-        _say("Starting the stream worker and the social care webhook connector ...")
-        children.append(
-            BackboneProcess.start(
-                "worker", ["worker"], env, logs, f"http://127.0.0.1:{WORKER_PORT}/health"
-            )
-        )
-        children.append(
-            BackboneProcess.start(
-                "social-care-webhook",
-                ["connector", "run", "social-care-webhook"],
-                env,
-                logs,
-                f"http://127.0.0.1:{CONNECTOR_METRICS_PORT}/health",
-            )
-        )
-        for child in children:
-            child.wait_healthy()
-        _play_and_show(webhook_secret.encode(), token_secret.encode())
-        _say(f"\nCoordinator API   http://127.0.0.1:{WORKER_PORT}/persons/...  (token below)")
-        _say(f"Worker metrics    http://127.0.0.1:{WORKER_PORT}/metrics")
-        _say(f"Connector metrics http://127.0.0.1:{CONNECTOR_METRICS_PORT}/metrics")
-        _say(f"Webhook endpoint  http://127.0.0.1:{WEBHOOK_PORT}/webhooks/social-care")
-        _say(f"Process logs      {logs}/")
-        if wait:
-            _say("\nRunning. Press Ctrl-C to stop everything.")
-            while True:
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        _say("Stopping ...")
-        stop_all(children)
-        if started_broker:
-            subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
-
-
-def _play_and_show(webhook_secret: bytes, token_secret: bytes) -> None:
-    story = demo_story()
-    system = CaseManagementSystem(f"http://127.0.0.1:{WEBHOOK_PORT}", webhook_secret)
-    _say("\nSocial care system delivers its webhooks:")
-    for step in story.steps:
-        answer = system.deliver(
-            step.payload, idempotency_key=step.idempotency_key, signature=step.signature
-        )
-        _say(f"  {step.label:<52} -> {answer.status_code} {json.dumps(answer.json())}")
-    system.close()
-
-    token = issue_token(token_secret, "demo-coordinator", ["children-services"], "social_worker")
-    api = httpx.Client(
-        base_url=f"http://127.0.0.1:{WORKER_PORT}",
-        timeout=10.0,
-        headers={"Authorization": f"Bearer {token}", "X-Purpose": "case_management"},
-    )
-    _wait_for_timelines(api, story)
-    _say("\nUnified timelines (GET /persons/{id}/timeline):")
-    for label, case_person_id in story.people.items():
-        _print_timeline(api, label, case_person_id)
-    _say(f"\nA coordinator token for the API (role social_worker):\n  {token}")
+def _say_where(logs: Path) -> None:
+    _say(f"\nCoordinator API   http://127.0.0.1:{WORKER_PORT}/persons/...  (token above)")
+    _say(f"Worker metrics    http://127.0.0.1:{WORKER_PORT}/metrics")
+    for name, port in CONNECTOR_METRICS_PORTS.items():
+        _say(f"{name + ' metrics':<30} http://127.0.0.1:{port}/metrics")
+    _say(f"Webhook endpoint  http://127.0.0.1:{WEBHOOK_PORT}/webhooks/social-care")
+    _say(f"MLLP endpoint     127.0.0.1:{MLLP_PORT}")
+    _say(f"Process logs      {logs}/")
