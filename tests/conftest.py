@@ -12,7 +12,8 @@ import secrets
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,22 +37,32 @@ def broker_answers() -> bool:
     return True
 
 
-@pytest.fixture(scope="session")
-def kafka() -> Iterator[str]:
-    """The bootstrap address of a running broker (started here if none answers)."""
+@contextmanager
+def running_service(
+    name: str, address: str, script: Path, answers: Callable[[], bool]
+) -> Iterator[None]:
+    """A project service (deploy/*/*.sh) that answers: started here, and stopped again, only
+    if none answered; a failure to start fails the test with the script's reason."""
     started = False
-    if not broker_answers():
-        result = subprocess.run([str(KAFKA_SCRIPT), "start"], capture_output=True, text=True)
-        if result.returncode != 0 or not broker_answers():
+    if not answers():
+        result = subprocess.run([str(script), "start"], capture_output=True, text=True)
+        if result.returncode != 0 or not answers():
             pytest.fail(
-                f"Kafka is needed at {BOOTSTRAP} and could not be started with "
-                f"{KAFKA_SCRIPT} start:\n{result.stderr[-2000:]}",
+                f"{name} is needed at {address} and could not be started with "
+                f"{script} start:\n{result.stderr[-2000:]}",
                 pytrace=False,
             )
         started = True
-    yield BOOTSTRAP
+    yield
     if started:
-        subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
+        subprocess.run([str(script), "stop"], check=False)
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    """The bootstrap address of a running broker."""
+    with running_service("Kafka", BOOTSTRAP, KAFKA_SCRIPT, broker_answers):
+        yield BOOTSTRAP
 
 
 def postgres_answers() -> bool:
@@ -66,20 +77,10 @@ def postgres_answers() -> bool:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[str]:
-    """The admin DSN of the project's PostgreSQL (started here if none answers)."""
-    started = False
-    if not postgres_answers():
-        result = subprocess.run([str(POSTGRES_SCRIPT), "start"], capture_output=True, text=True)
-        if result.returncode != 0 or not postgres_answers():
-            pytest.fail(
-                f"PostgreSQL is needed at 127.0.0.1:{POSTGRES_PORT} and could not be started "
-                f"with {POSTGRES_SCRIPT} start:\n{result.stderr[-2000:]}",
-                pytrace=False,
-            )
-        started = True
-    yield POSTGRES_DSN
-    if started:
-        subprocess.run([str(POSTGRES_SCRIPT), "stop"], check=False)
+    """The admin DSN of the project's PostgreSQL."""
+    address = f"127.0.0.1:{POSTGRES_PORT}"
+    with running_service("PostgreSQL", address, POSTGRES_SCRIPT, postgres_answers):
+        yield POSTGRES_DSN
 
 
 def free_port() -> int:
