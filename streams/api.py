@@ -2,7 +2,7 @@
 
 Every coordinator request carries `Authorization: Bearer <token>` and `X-Purpose`, and is
 written to the audit topic whatever its outcome. A request for a key another worker owns is
-forwarded to that worker, which answers and audits it.
+forwarded to that worker (streams/routing.py), which answers and audits it.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import faust
-from faust.exceptions import SameNode
 from faust.web import Request, Response, View, Web
-from faust.web.exceptions import ServiceUnavailable
 
 from backbone.contracts import Agency
 from backbone.metrics import exposition
@@ -22,6 +20,7 @@ from backbone.pseudonyms import Pseudonymiser
 from backbone.tokens import Coordinator, InvalidToken, verify_token
 from streams.audit import AuditTrail
 from streams.identity import Identity
+from streams.routing import ANSWERED_BY, OwnerRouter, OwnerUnavailableError
 from streams.timeline import Timelines, iso
 
 Handler = Callable[[Web, Request, Coordinator], Awaitable[Response]]
@@ -55,7 +54,7 @@ class CoordinatorApi:
         self.audit = audit
         self.identity = identity
         self.timelines = timelines
-        self._known_changelogs: set[str] = set()
+        self.router = OwnerRouter(app)
 
         self._page("/health", self.health)
         self._page("/metrics", self.metrics)
@@ -168,22 +167,13 @@ class CoordinatorApi:
         answer_here: Callable[[], Awaitable[Response]],
     ) -> Response:
         """Answer here if this worker owns `key` in `table`, else forward to the owner."""
-        changelog = table.changelog_topic.get_topic_name()
-        if changelog not in self._known_changelogs:
-            # Faust's router reads the producer's metadata, which lacks a changelog this
-            # worker has not written to yet; partitions_for() fetches it.
-            producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
-            await producer.partitions_for(changelog)
-            self._known_changelogs.add(changelog)
         try:
-            forwarded: Response = await self.app.router.route_req(
-                table.name, key, view.web, request
-            )
-            return forwarded
-        except SameNode:
-            return await answer_here()
-        except ServiceUnavailable:
-            raise ApiError(503, "unavailable", "partitions are being reassigned; retry") from None
+            owner = await self.router.owner_of(table, key)
+            if owner is None:
+                return await answer_here()
+            return await self.router.forward(owner, view, request)
+        except OwnerUnavailableError as exc:
+            raise ApiError(503, "unavailable", str(exc)) from None
 
     async def _coordinator_request(
         self,
@@ -202,7 +192,9 @@ class CoordinatorApi:
             response = await answer(caller)
         except ApiError as exc:
             response = view.json({"error": exc.code, "detail": exc.detail}, status=exc.status)
-        await self.audit.record(caller, purpose, action, str(request.rel_url), response.status)
+        if ANSWERED_BY not in response.headers:
+            # A forwarded request is audited once, by the owner that answered it.
+            await self.audit.record(caller, purpose, action, str(request.rel_url), response.status)
         return response
 
     def _caller(self, request: Request) -> Coordinator:

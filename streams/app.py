@@ -26,7 +26,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         datadir=str(settings.data_dir / "worker"),
         web_host=settings.worker_host,
         web_port=settings.worker_port,
-        canonical_url=f"http://{settings.worker_host}:{settings.worker_port}",
+        # Sent to the group with the assignment: other workers forward requests there.
+        canonical_url=settings.worker_url,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
