@@ -166,6 +166,35 @@ def schemas_release() -> None:
         click.echo("nothing changed since the last release")
 
 
+@main.group()
+def rules() -> None:
+    """Cross-agency alert rules (deploy/rules/rules.yaml)."""
+
+
+@rules.command("check")
+@click.argument("rule_file", type=click.Path(dir_okay=False, path_type=Path))
+def rules_check(rule_file: Path) -> None:
+    """Validate a rule file and print its rules; exit 1 naming each rule and field in error."""
+    from streams.alerts.rules import RuleFileError, format_duration, load_rules
+
+    try:
+        rule_set = load_rules(rule_file)
+    except RuleFileError as exc:
+        for problem in exc.problems:
+            click.echo(f"{exc.source}: {problem}", err=True)
+        sys.exit(1)
+    for rule in rule_set.rules:
+        click.echo(
+            f"{rule.id} v{rule.version} {rule.name}: {rule.severity.value} -> "
+            f"{', '.join(rule.notify)}; dedup {format_duration(rule.dedup)}, "
+            f"lateness {format_duration(rule.allowed_lateness)}"
+        )
+        click.echo(f"  when {rule.when.describe()}")
+        for condition in rule.conditions:
+            click.echo(f"  and {condition.describe()}")
+    click.echo(f"{rule_file}: {len(rule_set.rules)} rules ok")
+
+
 @main.command()
 @click.option("--coordinator", required=True, help="The coordinator's name")
 @click.option("--team", "teams", multiple=True, required=True, help="A team (repeatable)")
