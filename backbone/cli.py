@@ -42,58 +42,38 @@ def main() -> None:
     """agency-backbone: joins up health, jobcentre, housing and social care events."""
 
 
-@main.group()
-def broker() -> None:
-    """The project's own local Apache Kafka (KRaft, single node)."""
+def _service_group(name: str, script: Path, about: str, start_help: str) -> click.Group:
+    """`backbone NAME start / stop / status`, run by the service's script under deploy/."""
+    group = click.Group(name, help=about)
+    for action, help_text in (
+        ("start", start_help),
+        ("stop", "Stop it cleanly."),
+        ("status", "Exit 0 if it runs."),
+    ):
+
+        def run(action: str = action) -> None:
+            sys.exit(subprocess.call([str(script), action]))
+
+        group.add_command(click.Command(action, callback=run, help=help_text))
+    return group
 
 
-def _kafka(action: str) -> None:
-    sys.exit(subprocess.call([str(KAFKA_SCRIPT), action]))
-
-
-@broker.command("start")
-def broker_start() -> None:
-    """Fetch Kafka's jars if needed, start the broker and wait until it answers."""
-    _kafka("start")
-
-
-@broker.command("stop")
-def broker_stop() -> None:
-    """Stop the local broker cleanly."""
-    _kafka("stop")
-
-
-@broker.command("status")
-def broker_status() -> None:
-    """Exit 0 if the local broker runs."""
-    _kafka("status")
-
-
-@main.group()
-def postgres() -> None:
-    """The project's own local PostgreSQL 15 (wal_level=logical) for the jobcentre connector."""
-
-
-def _postgres(action: str) -> None:
-    sys.exit(subprocess.call([str(POSTGRES_SCRIPT), action]))
-
-
-@postgres.command("start")
-def postgres_start() -> None:
-    """Install PostgreSQL 15 and wal2json if needed, init the cluster, start, wait for it."""
-    _postgres("start")
-
-
-@postgres.command("stop")
-def postgres_stop() -> None:
-    """Stop the local PostgreSQL cleanly."""
-    _postgres("stop")
-
-
-@postgres.command("status")
-def postgres_status() -> None:
-    """Exit 0 if the local PostgreSQL answers."""
-    _postgres("status")
+main.add_command(
+    _service_group(
+        "broker",
+        KAFKA_SCRIPT,
+        "The project's own local Apache Kafka (KRaft, single node).",
+        "Fetch Kafka's jars if needed, start the broker and wait until it answers.",
+    )
+)
+main.add_command(
+    _service_group(
+        "postgres",
+        POSTGRES_SCRIPT,
+        "The project's own local PostgreSQL 15 (wal_level=logical) for the jobcentre connector.",
+        "Install PostgreSQL 15 and wal2json if needed, init the cluster, start, wait for it.",
+    )
+)
 
 
 @main.command()
