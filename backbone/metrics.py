@@ -6,7 +6,7 @@ the agency and, for dead letters, the reason. Every process serves them on `/met
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 EVENTS_IN = Counter(
     "backbone_events_in_total",
@@ -41,4 +41,25 @@ END_TO_END_SECONDS = Histogram(
     "From an event's recorded_at (published by its connector) to a processor's result",
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+
+# How far each connector's position is behind its source. The source label is the position's
+# source partition (as in the positions topic): `slot:<name>` for CDC, `tenancies` for housing.
+# One metric per unit, so that no query ever adds bytes to seconds.
+POSITION_LAG_BYTES = Gauge(
+    "backbone_connector_position_lag_bytes",
+    "Bytes of source log the connector has not confirmed yet (jobcentre-cdc: the database's "
+    "current WAL position minus the replication slot's confirmed flush position)",
+    ["connector", "source"],
+)
+POSITION_LAG_SECONDS = Gauge(
+    "backbone_connector_position_lag_seconds",
+    "Age of the oldest complete input the connector has not finished yet (housing-csv: the "
+    "oldest complete export still in the drop folder), 0 when nothing waits",
+    ["connector", "source"],
+)
+MLLP_CONNECTIONS = Gauge(
+    "backbone_mllp_connections",
+    "MLLP connections the connector has open with senders",
+    ["connector"],
 )

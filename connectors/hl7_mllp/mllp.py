@@ -98,6 +98,10 @@ class MllpServer:
         self._server = await asyncio.start_server(self._serve, self._host, self._port)
         log.info("mllp_listening", host=self._host, port=self._port)
 
+    def open_connections(self) -> int:
+        """How many senders are connected right now."""
+        return len(self._connections)
+
     async def stop(self, timeout_s: float = 30.0) -> None:
         """Stop accepting, stop reading, answer what is in flight, then close connections.
 

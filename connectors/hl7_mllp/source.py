@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from backbone.errors import BadInput, TransientError
 from backbone.events import HealthEvent
 from backbone.logging import get_logger
-from backbone.metrics import EVENTS_IN
+from backbone.metrics import EVENTS_IN, MLLP_CONNECTIONS
 from connectors.hl7_mllp.ack import AckCode, Inbound, acknowledgement
 from connectors.hl7_mllp.config import Hl7MllpSettings
 from connectors.hl7_mllp.mapping import MappingRules, to_event
@@ -54,6 +54,8 @@ class Hl7MllpConnector:
             self.settings.mllp_source_system,
             ZoneInfo(self.settings.mllp_timezone),
         )
+        # Read at every scrape: the count is always current and costs nothing in between.
+        MLLP_CONNECTIONS.labels(self.name).set_function(self._server.open_connections)
         await self._server.start()
 
     async def stop(self) -> None:

@@ -74,6 +74,15 @@ class DropFolder:
             found.append(snapshot)
         return sorted(found, key=lambda snapshot: snapshot.date)
 
+    def oldest_waiting_since(self) -> float | None:
+        """When the oldest complete snapshot still here became complete (Unix time: its
+        marker's mtime when markers are required, else the file's), or None if none waits."""
+        completed = [
+            (snapshot.marker if self._require_marker else snapshot.path).stat().st_mtime
+            for snapshot in self.ready()
+        ]
+        return min(completed, default=None)
+
     @staticmethod
     def has_valid_date(snapshot: SnapshotFile) -> bool:
         return _is_date(snapshot.date)

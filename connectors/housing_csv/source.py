@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from typing import Any
 
 from backbone.errors import BadInput
 from backbone.logging import get_logger
+from backbone.metrics import POSITION_LAG_SECONDS
 from connectors.housing_csv.config import HousingCsvSettings
 from connectors.housing_csv.drop_folder import PROCESSED, REFUSED, DropFolder, SnapshotFile
 from connectors.housing_csv.metrics import SNAPSHOTS
@@ -49,6 +52,9 @@ class HousingCsvConnector:
         self._store = SnapshotStore(self.settings.data_dir / self.name / "snapshot.sqlite3")
         job = SnapshotJob(runtime, self._store, self.settings)
         self._watcher = asyncio.create_task(self._watch(runtime, self._store, job))
+        # Computed at each scrape from the folder itself, so it keeps growing while the
+        # watcher is stuck on a file (deferred again and again, or a long diff).
+        POSITION_LAG_SECONDS.labels(self.name, POSITION_KEY).set_function(self._waiting_for_s)
         log.info("drop_folder_watched", folder=str(self.settings.housing_drop_dir))
 
     async def stop(self) -> None:
@@ -74,6 +80,15 @@ class HousingCsvConnector:
                 SNAPSHOTS.labels(self.name, "deferred").inc()
                 log.warning("snapshot_deferred", error=str(exc), exc_info=True)
             await asyncio.sleep(self.settings.housing_poll_interval_s)
+
+    def _waiting_for_s(self) -> float:
+        """Seconds the oldest complete export has waited in the drop folder (0: none waits;
+        NaN: the folder cannot be read)."""
+        try:
+            since = self._folder.oldest_waiting_since()
+        except OSError:
+            return math.nan
+        return 0.0 if since is None else max(0.0, time.time() - since)
 
     async def _load_position(
         self, runtime: ConnectorRuntime, store: SnapshotStore

@@ -72,6 +72,19 @@ class ReplicationSlot:
             return None
         return SlotState(str(found[0]), str(found[1]), str(found[2]))
 
+    async def behind_bytes(self, connection: AsyncConnection) -> int | None:
+        """WAL bytes between the server's current position and the slot's confirmed one (the
+        WAL the slot still holds back), or None if the slot does not exist yet."""
+        cursor = await connection.execute(
+            "select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint"
+            " from pg_replication_slots where slot_name = %s and slot_type = 'logical'",
+            (self.name,),
+        )
+        found = await cursor.fetchone()
+        if found is None or found[0] is None:
+            return None
+        return max(0, int(found[0]))
+
     async def create_with_snapshot(self, dsn: str) -> ExportedSnapshot:
         """Create the slot over a replication connection, exporting its snapshot."""
         connection = await AsyncConnection.connect(dsn, autocommit=True, replication="database")

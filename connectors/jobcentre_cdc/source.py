@@ -37,6 +37,7 @@ from connectors.jobcentre_cdc.slot import ReplicationSlot, lsn_value
 from connectors.jobcentre_cdc.snapshot import read_snapshot
 from connectors.jobcentre_cdc.subjects import SubjectDirectory
 from connectors.jobcentre_cdc.tables import CaseSchema
+from connectors.jobcentre_cdc.wal_lag import WalLagProbe
 from connectors.runtime import ConnectorRuntime
 
 log = get_logger(__name__)
@@ -55,6 +56,7 @@ class JobcentreCdcConnector:
         self._schema = CaseSchema.from_settings(settings)
         self._slot = ReplicationSlot(settings.cdc_slot, [t.qualified for t in self._schema.tables])
         self._partition = f"slot:{settings.cdc_slot}"
+        self._lag = WalLagProbe(settings.cdc_dsn, self._slot, self.name, self._partition)
         self._stopping = asyncio.Event()
         self._runtime: ConnectorRuntime | None = None
         self._connection: AsyncConnection | None = None
@@ -80,11 +82,13 @@ class JobcentreCdcConnector:
         position: dict[str, Any] = positions.get(self._partition) or {}
         needs_snapshot = await self._resume_point(position)
         self._task = asyncio.create_task(self._run(needs_snapshot), name="jobcentre-cdc")
+        self._lag.start()
 
     async def stop(self) -> None:
         """Finish the batch in flight (it is confirmed only once acknowledged), then close."""
         self._stopping.set()
         try:
+            await self._lag.stop()
             if self._task is not None:
                 await self._task
         finally:
