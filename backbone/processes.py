@@ -7,6 +7,7 @@ would, as separate processes talking over real sockets.
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -72,3 +73,11 @@ def stop_all(processes: list[BackboneProcess]) -> None:
             child.process.send_signal(signal.SIGTERM)
     for child in processes:
         child.stop()
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

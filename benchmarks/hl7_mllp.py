@@ -23,17 +23,9 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
-
-from backbone.processes import BackboneProcess
+from backbone.kafka_probe import message_count
+from backbone.processes import BackboneProcess, free_port
 from simulators.hospital import AdtMessage, HospitalPas, Patient, Visit
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_listening(port: int, timeout_s: float = 30.0) -> None:
@@ -70,19 +62,6 @@ def messages(count: int) -> list[AdtMessage]:
         visit = None if trigger == "A08" else Visit("I", "EL", admitted_at=at)
         built.append(AdtMessage(trigger, patient, f"B{number:012d}", at, visit=visit))
     return built
-
-
-def on_topic(bootstrap: str, topic: str) -> int:
-    """Records now on the topic (sum of the partitions' high watermarks)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        )
-    finally:
-        consumer.close()
 
 
 def push(port: int, batches: list[list[AdtMessage]], window: int) -> tuple[int, float]:
@@ -144,7 +123,7 @@ def main() -> int:
         "connector": "hl7-mllp",
         "records": args.records,
         "acknowledged": accepted,
-        "on_topic": on_topic(args.bootstrap, f"{prefix}.health.events"),
+        "on_topic": message_count(args.bootstrap, f"{prefix}.health.events"),
         "seconds": round(seconds, 3),
         "records_per_s": round(accepted / seconds, 1),
         "connections": args.connections,

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import secrets
-import socket
 import tempfile
 import time
 import uuid
@@ -29,18 +28,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from backbone.processes import BackboneProcess
+from backbone.processes import BackboneProcess, free_port
 from simulators.housing import HousingManagementSystem, Tenancy, population
 
 FIRST_NIGHT = date(2026, 11, 1)
 NEXT_NIGHT = date(2026, 11, 2)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def message_count(bootstrap: str, topic: str) -> int:

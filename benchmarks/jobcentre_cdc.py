@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,9 +25,9 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
-from confluent_kafka import Consumer, TopicPartition
 
-from backbone.processes import BackboneProcess
+from backbone.kafka_probe import message_count
+from backbone.processes import BackboneProcess, free_port
 from backbone.settings import REPO_ROOT
 from simulators.jobcentre import CaseManagementSystem, Jobseeker, create_database, drop_database
 
@@ -36,31 +35,11 @@ POSTGRES_SCRIPT = REPO_ROOT / "deploy" / "postgres" / "postgres.sh"
 COMMIT_ROWS = 500
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def ensure_postgres(admin_dsn: str) -> None:
     try:
         psycopg.connect(admin_dsn, connect_timeout=3).close()
     except psycopg.OperationalError:
         subprocess.run([str(POSTGRES_SCRIPT), "start"], check=True)
-
-
-def topic_size(bootstrap: str, topic: str) -> int:
-    """Records on the topic: the sum of its partitions' high watermarks."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        )
-    finally:
-        consumer.close()
 
 
 def play(system: CaseManagementSystem, records: int) -> None:
@@ -130,7 +109,7 @@ def main() -> None:
             if time.monotonic() > deadline:
                 sys.exit(f"only {acknowledged} of {args.records} events within {args.timeout} s")
             time.sleep(0.05)
-            acknowledged = topic_size(args.bootstrap, topic)
+            acknowledged = message_count(args.bootstrap, topic)
         wall_s = time.perf_counter() - started
     finally:
         connector.stop()

@@ -17,7 +17,6 @@ import hmac
 import json
 import os
 import secrets
-import socket
 import tempfile
 import time
 import uuid
@@ -26,15 +25,8 @@ from pathlib import Path
 
 import aiohttp
 
-from backbone.processes import BackboneProcess
+from backbone.processes import BackboneProcess, free_port
 from simulators.social_care import CaseEvent, CasePerson
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def bodies(count: int) -> list[bytes]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from backbone.processes import free_port
 from backbone.settings import REPO_ROOT
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -81,13 +81,6 @@ def postgres() -> Iterator[str]:
     address = f"127.0.0.1:{POSTGRES_PORT}"
     with running_service("PostgreSQL", address, POSTGRES_SCRIPT, postgres_answers):
         yield POSTGRES_DSN
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from backbone.processes import free_port
 from connectors.runtime import ConnectorRuntime
 from connectors.runtime.config import ConnectorSettings
-from tests.conftest import Deployment, free_port
+from tests.conftest import Deployment
 
 
 def settings(deployment: Deployment) -> ConnectorSettings:

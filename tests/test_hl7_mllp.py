@@ -23,14 +23,14 @@ import pytest
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import Agency
-from backbone.processes import BackboneProcess, stop_all
+from backbone.kafka_probe import Record, read_all
+from backbone.processes import BackboneProcess, free_port, stop_all
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
 from connectors.hl7_mllp.mapping import event_id_for
 from simulators.hospital import AdtMessage, HospitalPas, Patient, Visit, frame
-from tests.conftest import Deployment, free_port
-from tests.kafka_probe import Record, read_all
+from tests.conftest import Deployment
 
 CODEC = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))
 MAX_MESSAGE_BYTES = 64 * 1024

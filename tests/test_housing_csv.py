@@ -25,15 +25,15 @@ import pytest
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import Agency
 from backbone.errors import BadInput
-from backbone.processes import BackboneProcess
+from backbone.kafka_probe import message_count, read_all
+from backbone.processes import BackboneProcess, free_port
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
 from connectors.housing_csv.mapping import EVENT_ID_NAMESPACE
 from connectors.housing_csv.snapshot_csv import parse_row, read_snapshot
 from simulators.housing import HousingManagementSystem, population, tenancy
-from tests.conftest import Deployment, free_port
-from tests.kafka_probe import message_count, read_all
+from tests.conftest import Deployment
 
 NIGHT_1 = date(2026, 11, 1)
 NIGHT_2 = date(2026, 11, 2)

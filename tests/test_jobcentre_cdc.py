@@ -20,6 +20,7 @@ import pytest
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import Agency
+from backbone.kafka_probe import Record, message_count, read_all
 from backbone.processes import BackboneProcess
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import REPO_ROOT
@@ -32,7 +33,6 @@ from simulators.jobcentre import (
     drop_database,
 )
 from tests.conftest import Deployment
-from tests.kafka_probe import Record, message_count, read_all
 
 CODEC = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))
 

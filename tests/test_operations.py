@@ -31,7 +31,7 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 import backbone.metrics  # noqa: F401  (registers the backbone's metrics)
-from backbone.processes import BackboneProcess, stop_all
+from backbone.processes import BackboneProcess, free_port, stop_all
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
 from connectors.registry import CONNECTORS
@@ -39,7 +39,7 @@ from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson
 from streams.faust_sensors import faust_metrics
 from streams.lag import CONSUMER_LAG, ConsumerLag
 from streams.settings import WorkerSettings
-from tests.conftest import Deployment, free_port
+from tests.conftest import Deployment
 
 DEPLOY = REPO_ROOT / "deploy"
 PROMETHEUS_DIR = DEPLOY / "prometheus"

@@ -22,11 +22,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg import AsyncConnection
 
-from backbone.processes import BackboneProcess
+from backbone.processes import BackboneProcess, free_port
 from connectors.jobcentre_cdc.slot import ReplicationSlot, lsn_value
 from simulators.housing import HousingManagementSystem, population
 from simulators.jobcentre import CaseManagementSystem, Jobseeker, create_database, drop_database
-from tests.conftest import Deployment, free_port
+from tests.conftest import Deployment
 
 # Well below the WAL the test writes while the connector cannot read, well above what the
 # rest of the (shared) cluster writes in the few seconds between two measurements.

@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime
 import httpx
 import pytest
 
-from backbone.processes import BackboneProcess
+from backbone.processes import BackboneProcess, free_port
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson
-from tests.conftest import Deployment, free_port
+from tests.conftest import Deployment
 
 
 @pytest.fixture

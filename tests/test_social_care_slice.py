@@ -19,13 +19,13 @@ import pytest
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import Agency
+from backbone.kafka_probe import message_count, read_all
 from backbone.processes import BackboneProcess, stop_all
 from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
 from backbone.topics import Topics
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson, Relative
 from tests.conftest import Deployment
-from tests.kafka_probe import message_count, read_all
 
 
 @dataclass

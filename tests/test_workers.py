@@ -21,15 +21,15 @@ import pytest
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from backbone.codec import AvroCodec, SchemaStore
-from backbone.processes import BackboneProcess, stop_all
+from backbone.kafka_probe import read_all
+from backbone.processes import BackboneProcess, free_port, stop_all
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
 from backbone.topics import Topics
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson
 from streams.routing import ANSWERED_BY
-from tests.conftest import Deployment, free_port
-from tests.kafka_probe import read_all
+from tests.conftest import Deployment
 
 PARTITIONS = 4
 # Enough persons that each of the four partitions (two per worker) holds several of them.

@@ -1,4 +1,5 @@
-"""Reading topics directly, to check what really is (and is not) on Kafka."""
+"""Reading topics directly, to check what really is (and is not) on Kafka: for tests,
+benchmarks and operators' scripts, never on a processing path."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 @dataclass(frozen=True)
 class Record:
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone
     headers: dict[str, bytes]
 
 
@@ -56,9 +57,13 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list[Record
                 continue
             if message.error():
                 continue
-            records.append(Record(message.key(), message.value(), dict(message.headers() or [])))
-            if message.offset() + 1 >= ends[message.partition()]:
-                pending.discard(message.partition())
+            raw = message.headers() or []
+            pairs = raw.items() if isinstance(raw, dict) else raw
+            headers = {k: v for k, v in pairs if isinstance(v, bytes)}
+            records.append(Record(message.key(), message.value(), headers))
+            offset, partition = message.offset(), message.partition()
+            if offset is not None and partition is not None and offset + 1 >= ends[partition]:
+                pending.discard(partition)
         if pending:
             raise AssertionError(f"could not read all of {topic} within {timeout_s} s")
         return records
