@@ -60,6 +60,7 @@ class CoordinatorApi:
         self._page("/metrics", self.metrics)
         self._page("/persons/lookup", self.lookup)
         self._page("/persons/{person_id}/timeline", self.timeline)
+        self._page("/persons/{person_id}/links", self.links)
 
     def _page(self, path: str, handler: Callable[..., Awaitable[Response]]) -> None:
         # Faust calls a page function as fun(view, request, **match_info); a bound method
@@ -118,6 +119,35 @@ class CoordinatorApi:
             view, request, "GET /persons/{person_id}/timeline", answer
         )
 
+    async def links(self, view: View, request: Request, person_id: str) -> Response:
+        """`GET /persons/{person_id}/links`: the agency records of a person and why each."""
+
+        async def answer(caller: Coordinator) -> Response:
+            return await self._on_owner(
+                self.timelines.table,
+                person_id,
+                view,
+                request,
+                lambda: self._links_of(view, person_id),
+            )
+
+        return await self._coordinator_request(
+            view, request, "GET /persons/{person_id}/links", answer
+        )
+
+    async def _links_of(self, view: View, person_id: str) -> Response:
+        stored = self.timelines.table.get(person_id)
+        if stored and "merged_into" in stored:
+            return _merged(view, person_id, stored["merged_into"], "links")
+        if not stored or not stored.get("links"):
+            raise ApiError(404, "not_found", f"no records linked to person {person_id}")
+        return view.json(
+            {
+                "person_id": person_id,
+                "links": [stored["links"][record_id] for record_id in sorted(stored["links"])],
+            }
+        )
+
     async def _person_for_record(self, view: View, record_id: str) -> Response:
         person_id = self.identity.links.get(record_id)
         if person_id is None:
@@ -128,6 +158,8 @@ class CoordinatorApi:
         self, view: View, request: Request, caller: Coordinator, person_id: str
     ) -> Response:
         stored = self.timelines.table.get(person_id)
+        if stored and "merged_into" in stored:
+            return _merged(view, person_id, stored["merged_into"], "timeline")
         if not stored:
             raise ApiError(404, "not_found", f"no timeline for person {person_id}")
         agency = request.query.get("agency")
@@ -205,6 +237,15 @@ class CoordinatorApi:
             return verify_token(self._token_secret, token.strip())
         except InvalidToken as exc:
             raise ApiError(401, "invalid_token", str(exc)) from exc
+
+
+def _merged(view: View, person_id: str, survivor: str, resource: str) -> Response:
+    """A merged person's resources moved to the person it was merged into: 301 to there."""
+    return view.json(
+        {"person_id": person_id, "merged_into": survivor},
+        status=301,
+        headers={"Location": f"/persons/{survivor}/{resource}"},
+    )
 
 
 def _required(request: Request, name: str) -> str:

@@ -77,13 +77,15 @@ class OwnerRouter:
                 body = await answer.text()
                 content_type = answer.content_type
                 status = answer.status
+                moved_to = answer.headers.get("Location")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise OwnerUnavailableError(f"the owning worker {owner} did not answer; retry") from exc
         return view.text(
             body,
             content_type=content_type,
             status=status,
-            headers={ANSWERED_BY: str(owner)},
+            # A merged person's answer names where its resources went.
+            headers={ANSWERED_BY: str(owner), **({"Location": moved_to} if moved_to else {})},
         )
 
 
