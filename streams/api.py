@@ -61,6 +61,7 @@ class CoordinatorApi:
         self._page("/persons/lookup", self.lookup)
         self._page("/persons/{person_id}/timeline", self.timeline)
         self._page("/persons/{person_id}/links", self.links)
+        self._page("/review", self.review)
 
     def _page(self, path: str, handler: Callable[..., Awaitable[Response]]) -> None:
         # Faust calls a page function as fun(view, request, **match_info); a bound method
@@ -134,6 +135,24 @@ class CoordinatorApi:
         return await self._coordinator_request(
             view, request, "GET /persons/{person_id}/links", answer
         )
+
+    async def review(self, view: View, request: Request) -> Response:
+        """`GET /review`: the possible matches waiting for a coordinator, best score first."""
+
+        async def answer(caller: Coordinator) -> Response:
+            # The queue sits on the identity resolver's one partition: any key finds its owner.
+            return await self._on_owner(
+                self.identity.reviews, "queue", view, request, lambda: self._review_queue(view)
+            )
+
+        return await self._coordinator_request(view, request, "GET /review", answer)
+
+    async def _review_queue(self, view: View) -> Response:
+        waiting = sorted(
+            self.identity.reviews.values(),
+            key=lambda case: (-(case.get("evidence") or {}).get("score", 0), case["review_id"]),
+        )
+        return view.json({"reviews": waiting})
 
     async def _links_of(self, view: View, person_id: str) -> Response:
         stored = self.timelines.table.get(person_id)

@@ -77,8 +77,11 @@ class Identity:
             person_national_ids=app.Table(
                 "linkage-person-national-ids", default=None, partitions=1
             ),
+            counters=app.Table("linkage-counters", default=None, partitions=1),
         )
         self.members = app.Table("linkage-members", default=None, partitions=1)
+        # Possible matches waiting for a coordinator: review id (the record id) -> the case.
+        self.reviews = app.Table("review-queue", default=None, partitions=1)
         self.resolver = Resolver(state=self.state)
         self.person_events = app.topic(
             topics.person_events, key_serializer="raw", value_serializer="raw"
@@ -161,6 +164,8 @@ class Identity:
         await self._send_decision(decision.record_id, decision.person_id)
         link = {"record_id": decision.record_id, "agency": agency, **link_of(decision)}
         await self._send_change(decision.person_id, {"change": "link", "link": link})
+        if decision.outcome is Outcome.POSSIBLE_MATCH:
+            self.reviews[decision.record_id] = {"review_id": decision.record_id, **link}
         log.info(
             "identity_decided",
             record_id=decision.record_id,

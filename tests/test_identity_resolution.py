@@ -230,6 +230,10 @@ def test_twins_are_two_persons_and_the_pair_waits_for_review(backbone: Backbone)
     ]
     assert links[0]["review_person_id"] == persons[0]
     assert "different given names" in links[0]["reason"]
+    queue = backbone.api.get("/review").json()["reviews"]
+    waiting = next(case for case in queue if case["review_id"] == links[0]["record_id"])
+    assert waiting["review_person_id"] == persons[0]
+    assert waiting["evidence"]["score"] >= 12.0
 
 
 def test_links_show_the_decision_that_linked_each_record(backbone: Backbone) -> None:
