@@ -25,10 +25,12 @@ from backbone.logging import get_logger
 from backbone.metrics import EVENTS_IN, EVENTS_OUT
 from backbone.topics import Topics
 from streams.dead_letters import DeadLetters
-from streams.linkage import Decision, Outcome, Resolver, ResolverState
+from streams.linkage import Decision, Outcome, Resolver, ResolverState, person_id
 
 log = get_logger(__name__)
 PROCESSOR = "identity"
+# Header of a coordinator's review decision on identity-input (the resolver's one writer).
+REVIEW_DECISION = "review_decision"
 # Field levels that say nothing for a pair, or against it: not "agreeing" in a link's story.
 _NOT_AGREEING = frozenset(("different", "missing"))
 
@@ -108,7 +110,11 @@ class Identity:
 
         async def identify(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             async for event in stream.events():
-                await self.identify(event)
+                command = (event.headers or {}).get(REVIEW_DECISION)
+                if command is not None:
+                    await self.decide_review(json.loads(command))
+                else:
+                    await self.identify(event)
                 yield None
 
         async def keep_links(stream: faust.StreamT[dict[str, Any]]) -> AsyncIterator[None]:
@@ -155,7 +161,7 @@ class Identity:
         """Publish what a decision changed: a newly linked record, and any merged persons."""
         members: list[str] = self.members.get(decision.person_id) or []
         for absorbed in decision.merged_person_ids:
-            members = await self._merge(absorbed, decision, members)
+            members = await self._merge(absorbed, decision.person_id, decision.reason, members)
         if decision.record_id in members and not decision.merged_person_ids:
             return  # a record seen before, on the person it already belongs to
         if decision.record_id not in members:
@@ -175,17 +181,56 @@ class Identity:
             merged_person_ids=list(decision.merged_person_ids),
         )
 
-    async def _merge(self, absorbed: str, decision: Decision, members: list[str]) -> list[str]:
+    async def _merge(
+        self, absorbed: str, survivor: str, reason: str, members: list[str]
+    ) -> list[str]:
         """Move the absorbed person's records onto the survivor; returns the survivor's."""
         moved: list[str] = self.members.get(absorbed) or []
         if absorbed in self.members:
             del self.members[absorbed]
         for record_id in moved:
-            await self._send_decision(record_id, decision.person_id)
-        change = {"change": "merge", "into": decision.person_id, "reason": decision.reason}
-        await self._send_change(absorbed, change)
-        log.info("persons_merged", absorbed=absorbed, survivor=decision.person_id)
+            await self._send_decision(record_id, survivor)
+        await self._send_change(absorbed, {"change": "merge", "into": survivor, "reason": reason})
+        log.info("persons_merged", absorbed=absorbed, survivor=survivor)
         return [*members, *(record_id for record_id in moved if record_id not in members)]
+
+    async def request_review_decision(
+        self, review_id: str, decision: str, reason: str, coordinator: str
+    ) -> None:
+        """Queue a coordinator's decision on a possible match for the resolver's agent."""
+        command = {"review_id": review_id, "decision": decision, "reason": reason}
+        await self.identity_input.send(
+            key=review_id.encode(),
+            value=b"",
+            headers={REVIEW_DECISION: json.dumps({**command, "coordinator": coordinator}).encode()},
+        )
+
+    async def decide_review(self, command: dict[str, Any]) -> None:
+        """Apply a coordinator's review decision: `match` joins the two persons."""
+        case = self.reviews.get(command["review_id"])
+        if case is None:
+            return  # decided already (a repeated request, or a replay)
+        del self.reviews[command["review_id"]]
+        log.info("review_decided", **command)
+        if command["decision"] != "match":
+            return
+        clusters = self.resolver.clusters
+        roots = {
+            clusters.root(case["record_id"]),
+            clusters.root(case["evidence"]["candidate_record_id"]),
+        }
+        if len(roots) == 1:
+            return
+        survivor_root = clusters.join(*roots)
+        survivor = person_id(survivor_root)
+        reason = f"coordinator {command['coordinator']}: {command['reason']}"
+        members: list[str] = self.members.get(survivor) or []
+        for root in roots - {survivor_root}:
+            members = await self._merge(person_id(root), survivor, reason, members)
+        self.members[survivor] = members
+        link = {**case, "basis": "coordinator", "outcome": "match", "reason": reason}
+        link.pop("review_id", None)
+        await self._send_change(survivor, {"change": "link", "link": link})
 
     async def _send_decision(self, record_id: str, person_id: str) -> None:
         value = {"record_id": record_id, "person_id": person_id}

@@ -67,11 +67,13 @@ class OwnerRouter:
         }
         headers[FORWARDED_BY] = str(self.app.conf.canonical_url)
         target = owner.with_path(request.rel_url.path).with_query(request.rel_url.query)
+        sent = await view.web.read_request_content(request)  # a POST's body goes along
         try:
             async with self.app.http_client.request(
                 request.method,
                 target,
                 headers=headers,
+                data=sent or None,
                 timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S),
             ) as answer:
                 body = await answer.text()

@@ -91,7 +91,8 @@ def absorb(timeline: Timeline, person_id: str, moved: Timeline) -> bool:
     changed = any(added) or bool(household.items() - timeline.get("household", {}).items())
     changed = changed or bool(links.keys() - timeline.get("links", {}).keys())
     timeline["household"] = {**timeline.get("household", {}), **household}
-    timeline["links"] = {**timeline.get("links", {}), **links}
+    # A link already here is newer than a moved one (a coordinator's decision on the record).
+    timeline["links"] = {**links, **timeline.get("links", {})}
     return changed
 
 
@@ -162,6 +163,13 @@ class Timelines:
             self.table[person_id] = {"merged_into": change["into"]}
             await self._move(change["into"], timeline)
             log.info("timeline_merged", person_id=person_id, into=change["into"])
+            return
+        if change["change"] == "link":
+            # The newest decision on a record wins (a coordinator's over the resolver's).
+            link = change["link"]
+            if timeline.get("links", {}).get(link["record_id"]) != link:
+                timeline["links"] = {**timeline.get("links", {}), link["record_id"]: link}
+                self.table[person_id] = timeline
             return
         if absorb(timeline, person_id, _contents_of(change)):
             self.table[person_id] = timeline

@@ -292,3 +292,45 @@ def test_a_record_joining_two_persons_merges_them_and_moves_the_timeline(
     assert later in {e["event_id"] for e in backbone.timeline_with(survivor, {later})["events"]}
     links = backbone.links_of(survivor, 3)
     assert sorted(link["agency"] for link in links) == ["health", "health", "social_care"]
+
+
+def test_a_coordinator_confirming_a_possible_match_merges_the_two_persons(
+    backbone: Backbone,
+) -> None:
+    family, _, born = distinct_identity()
+    known = case_person(family, "Katherine", born, postcode="LS6 1AA")
+    first = backbone.deliver(known, days=10)
+    survivor = backbone.lookup("social_care", "case_person_id", known.case_person_id)
+    renamed = case_person(family, "Kasia", born, postcode="LS6 1AA")  # a name she goes by
+    second = backbone.deliver(renamed, days=2)
+    absorbed = backbone.lookup("social_care", "case_person_id", renamed.case_person_id)
+    assert absorbed != survivor
+    review_id = backbone.links_of(absorbed, 1)[0]["record_id"]
+    deadline = time.monotonic() + WAIT_S
+    while review_id not in {c["review_id"] for c in backbone.api.get("/review").json()["reviews"]}:
+        assert time.monotonic() < deadline, "the possible match never reached the review queue"
+        time.sleep(0.2)
+
+    refused = backbone.api.post(f"/review/{review_id}", json={"decision": "maybe", "reason": "x"})
+    answer = backbone.api.post(
+        f"/review/{review_id}", json={"decision": "match", "reason": "same person, met her"}
+    )
+
+    assert refused.status_code == 400 and refused.json()["detail"].startswith("decision:")
+    assert answer.status_code == 202, answer.text
+    timeline = backbone.timeline_with(survivor, {first, second})
+    assert [e["event_id"] for e in timeline["events"]] == [first, second]
+    backbone.lookup_until("social_care", "case_person_id", renamed.case_person_id, survivor)
+    assert backbone.api.get(f"/persons/{absorbed}/timeline").status_code == 301
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        links = {link["record_id"]: link for link in backbone.links_of(survivor, 2)}
+        if links[review_id]["basis"] == "coordinator":
+            break
+        assert time.monotonic() < deadline, links
+        time.sleep(0.2)
+    assert "same person, met her" in links[review_id]["reason"]
+    queue = backbone.api.get("/review").json()["reviews"]
+    assert review_id not in {case["review_id"] for case in queue}
+    again = backbone.api.post(f"/review/{review_id}", json={"decision": "match", "reason": "x"})
+    assert again.status_code == 404
