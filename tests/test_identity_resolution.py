@@ -3,8 +3,9 @@
 A stream worker and the social care webhook connector run as real processes; hospital events
 are published onto the health topic as the hospital connector publishes them (Avro, keyed by
 the record's keyed hash). Records with no national identifier and a typo'd name end on one
-timeline; twins do not; a record joining two persons merges them and moves the timeline; the
-links say which decision linked each record.
+timeline; twins do not, and wait for review; a record joining two persons merges them and
+moves the timeline, as does a coordinator confirming a possible match; the links say which
+decision linked each record; a worker restarted on empty state recovers the resolver's tables.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -101,6 +103,23 @@ class Backbone:
     system: CaseManagementSystem
     hospital: Hospital
     api: httpx.Client
+    processes: list[BackboneProcess]  # the connector, then the worker
+    env: dict[str, str]
+    logs: Path
+
+    def restart_worker(self, data_dir: Path) -> None:
+        """Stop the worker and start another on an empty state directory: it must recover
+        every table from the changelog topics."""
+        worker = self.processes[1]
+        assert worker.stop() == 0
+        self.processes[1] = BackboneProcess.start(
+            "worker-restarted",
+            ["worker"],
+            {**self.env, "BACKBONE_DATA_DIR": str(data_dir)},
+            self.logs,
+            worker.health_url,
+        )
+        self.processes[1].wait_healthy()
 
     def lookup(self, agency: str, id_type: str, local_id: str) -> str:
         params = {"agency": agency, "id_type": id_type, "id": local_id}
@@ -168,6 +187,7 @@ def backbone(
         f"http://127.0.0.1:{deployment.connector_metrics_port}/health",
     )
     producer = Producer({"bootstrap.servers": deployment.bootstrap, "enable.idempotence": True})
+    processes = [connector, worker]
     try:
         connector.wait_healthy()
         worker.wait_healthy()
@@ -183,11 +203,12 @@ def backbone(
             f"http://127.0.0.1:{deployment.webhook_port}", deployment.webhook_secret.encode()
         )
         codec = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))
-        yield Backbone(system, Hospital(deployment, producer, codec), api)
+        hospital = Hospital(deployment, producer, codec)
+        yield Backbone(system, hospital, api, processes, env, logs)
         system.close()
         api.close()
     finally:
-        stop_all([connector, worker])
+        stop_all(processes)
 
 
 def case_person(family: str, given: str, born: date, **fields: Any) -> CasePerson:
@@ -334,3 +355,21 @@ def test_a_coordinator_confirming_a_possible_match_merges_the_two_persons(
     assert review_id not in {case["review_id"] for case in queue}
     again = backbone.api.post(f"/review/{review_id}", json={"decision": "match", "reason": "x"})
     assert again.status_code == 404
+
+
+def test_a_restarted_worker_recovers_the_resolver_tables(
+    backbone: Backbone, tmp_path: Path
+) -> None:
+    family, given, born = distinct_identity()
+    person = case_person(family, given, born, postcode="LS6 1AA")
+    before = backbone.deliver(person, days=3)
+    person_id = backbone.lookup("social_care", "case_person_id", person.case_person_id)
+
+    backbone.restart_worker(tmp_path / "state")
+    hospital_number = uuid.uuid4().hex[:8]
+    typo = family[:2] + family[3] + family[2] + family[4:]
+    after = backbone.hospital.admit(hospital_number, typo, given, born, postcode="LS6 1AA")
+
+    assert backbone.lookup("health", "MR", hospital_number) == person_id
+    timeline = backbone.timeline_with(person_id, {before, after})
+    assert [e["event_id"] for e in timeline["events"]] == [before, after]
