@@ -38,6 +38,21 @@ class Topics:
         return f"{self.prefix}.person-events"
 
     @property
+    def identity_input(self) -> str:
+        """Every agency event on one partition, for the one identity resolver (README)."""
+        return f"{self.prefix}.identity-input"
+
+    @property
+    def identity_decisions(self) -> str:
+        """Each record's person as decided (and moved by merges), keyed by record id."""
+        return f"{self.prefix}.identity-decisions"
+
+    @property
+    def identity_changes(self) -> str:
+        """Per person, keyed by person id: records linked to it, merges into another person."""
+        return f"{self.prefix}.identity-changes"
+
+    @property
     def audit(self) -> str:
         """Every coordinator API request: who, why, what, outcome."""
         return f"{self.prefix}.audit"
@@ -55,6 +70,9 @@ class Topics:
             *self.all_agency_events(),
             self.dead_letter,
             self.person_events,
+            self.identity_input,
+            self.identity_decisions,
+            self.identity_changes,
             self.audit,
             self.connector_positions,
         ]
@@ -64,6 +82,9 @@ class Topics:
         if name == self.connector_positions:
             # Latest position per key is all that matters; one partition keeps it simple.
             return 1, {"cleanup.policy": "compact"}
+        if name == self.identity_input:
+            # One resolver sees every record: candidates across all persons (README).
+            return 1, {}
         return partitions, {}
 
 

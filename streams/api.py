@@ -7,6 +7,7 @@ forwarded to that worker (streams/routing.py), which answers and audits it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -60,6 +61,11 @@ class CoordinatorApi:
         self._page("/metrics", self.metrics)
         self._page("/persons/lookup", self.lookup)
         self._page("/persons/{person_id}/timeline", self.timeline)
+        self._page("/persons/{person_id}/links", self.links)
+        self._page("/review", self.review)
+        self.app.page("/review/{review_id}")(
+            type("review_decision", (View,), {"post": _post_handler(self.decide_review)})
+        )
 
     def _page(self, path: str, handler: Callable[..., Awaitable[Response]]) -> None:
         # Faust calls a page function as fun(view, request, **match_info); a bound method
@@ -118,6 +124,72 @@ class CoordinatorApi:
             view, request, "GET /persons/{person_id}/timeline", answer
         )
 
+    async def links(self, view: View, request: Request, person_id: str) -> Response:
+        """`GET /persons/{person_id}/links`: the agency records of a person and why each."""
+
+        async def answer(caller: Coordinator) -> Response:
+            return await self._on_owner(
+                self.timelines.table,
+                person_id,
+                view,
+                request,
+                lambda: self._links_of(view, person_id),
+            )
+
+        return await self._coordinator_request(
+            view, request, "GET /persons/{person_id}/links", answer
+        )
+
+    async def review(self, view: View, request: Request) -> Response:
+        """`GET /review`: the possible matches waiting for a coordinator, best score first."""
+
+        async def answer(caller: Coordinator) -> Response:
+            # The queue sits on the identity resolver's one partition: any key finds its owner.
+            return await self._on_owner(
+                self.identity.reviews, "queue", view, request, lambda: self._review_queue(view)
+            )
+
+        return await self._coordinator_request(view, request, "GET /review", answer)
+
+    async def decide_review(self, view: View, request: Request, review_id: str) -> Response:
+        """`POST /review/{id}` `{"decision": "match" | "no_match", "reason"}`: `202`, applied by
+        the identity resolver in order with the records it resolves."""
+
+        async def answer(caller: Coordinator) -> Response:
+            decision, reason = _review_decision(await _json_body(view, request))
+
+            async def here() -> Response:
+                if self.identity.reviews.get(review_id) is None:
+                    raise ApiError(404, "not_found", f"no possible match {review_id} to review")
+                await self.identity.request_review_decision(
+                    review_id, decision, reason, caller.name
+                )
+                return view.json({"review_id": review_id, "decision": decision}, status=202)
+
+            return await self._on_owner(self.identity.reviews, "queue", view, request, here)
+
+        return await self._coordinator_request(view, request, "POST /review/{id}", answer)
+
+    async def _review_queue(self, view: View) -> Response:
+        waiting = sorted(
+            self.identity.reviews.values(),
+            key=lambda case: (-(case.get("evidence") or {}).get("score", 0), case["review_id"]),
+        )
+        return view.json({"reviews": waiting})
+
+    async def _links_of(self, view: View, person_id: str) -> Response:
+        stored = self.timelines.table.get(person_id)
+        if stored and "merged_into" in stored:
+            return _merged(view, person_id, stored["merged_into"], "links")
+        if not stored or not stored.get("links"):
+            raise ApiError(404, "not_found", f"no records linked to person {person_id}")
+        return view.json(
+            {
+                "person_id": person_id,
+                "links": [stored["links"][record_id] for record_id in sorted(stored["links"])],
+            }
+        )
+
     async def _person_for_record(self, view: View, record_id: str) -> Response:
         person_id = self.identity.links.get(record_id)
         if person_id is None:
@@ -128,6 +200,8 @@ class CoordinatorApi:
         self, view: View, request: Request, caller: Coordinator, person_id: str
     ) -> Response:
         stored = self.timelines.table.get(person_id)
+        if stored and "merged_into" in stored:
+            return _merged(view, person_id, stored["merged_into"], "timeline")
         if not stored:
             raise ApiError(404, "not_found", f"no timeline for person {person_id}")
         agency = request.query.get("agency")
@@ -205,6 +279,42 @@ class CoordinatorApi:
             return verify_token(self._token_secret, token.strip())
         except InvalidToken as exc:
             raise ApiError(401, "invalid_token", str(exc)) from exc
+
+
+def _merged(view: View, person_id: str, survivor: str, resource: str) -> Response:
+    """A merged person's resources moved to the person it was merged into: 301 to there."""
+    return view.json(
+        {"person_id": person_id, "merged_into": survivor},
+        status=301,
+        headers={"Location": f"/persons/{survivor}/{resource}"},
+    )
+
+
+def _post_handler(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Any]:
+    # A View subclass's `post` is called as post(view, request, **match_info).
+    async def post(view: View, request: Request, **params: str) -> Response:
+        return await handler(view, request, **params)
+
+    return post
+
+
+async def _json_body(view: View, request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await view.web.read_request_content(request) or b"null")
+    except ValueError:
+        raise ApiError(400, "invalid_body", "body: not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "body: a JSON object is required")
+    return body
+
+
+def _review_decision(body: dict[str, Any]) -> tuple[str, str]:
+    decision, reason = body.get("decision"), body.get("reason")
+    if decision not in ("match", "no_match"):
+        raise ApiError(400, "invalid_body", "decision: must be match or no_match")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ApiError(400, "invalid_body", "reason: a reason is required")
+    return decision, reason.strip()
 
 
 def _required(request: Request, name: str) -> str:

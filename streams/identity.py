@@ -1,14 +1,22 @@
 """Identity: which person an agency record belongs to, and every event re-keyed by person.
 
-For now a person is found deterministically: the keyed national identifier when the agency
-holds it, otherwise the agency record itself. Probabilistic matching, merges and splits
-(issue: identity resolution) replace `person_id_for` without changing the topics around it.
+Three agents (README, "Identity resolution on one partition"):
+- `identity-forward` moves every agency event onto the one-partition `identity-input` topic;
+- `identity` resolves each event's subject (and the household members a social care event
+  lists) with the Fellegi-Sunter `Resolver`, whose state lives in Faust tables on that one
+  partition, records the decision, and sends the event on to `person-events` keyed by person;
+- `identity-links` keeps record id -> person id (the lookup) on the agency topics' partitions,
+  from the decisions keyed by record id.
+
+Decisions and merges are events on Kafka: `identity-decisions` (per record, for the lookup) and
+`identity-changes` (per person: the records linked to it and why; merges into another person),
+which the timeline processor applies.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator, Mapping
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
@@ -17,55 +25,216 @@ from backbone.logging import get_logger
 from backbone.metrics import EVENTS_IN, EVENTS_OUT
 from backbone.topics import Topics
 from streams.dead_letters import DeadLetters
+from streams.linkage import Decision, Outcome, Resolver, ResolverState, person_id
 
 log = get_logger(__name__)
 PROCESSOR = "identity"
+# Header of a coordinator's review decision on identity-input (the resolver's one writer).
+REVIEW_DECISION = "review_decision"
+# Field levels that say nothing for a pair, or against it: not "agreeing" in a link's story.
+_NOT_AGREEING = frozenset(("different", "missing"))
 
 
-def person_id_for(subject: Mapping[str, Any]) -> str:
-    """The person an agency subject is: by national identifier hash, else by its record."""
-    national_id = subject.get("national_id")
-    basis = f"national_id:{national_id}" if national_id else f"record:{subject['record_id']}"
-    return "P" + hashlib.sha256(basis.encode()).hexdigest()[:24]
+def link_of(decision: Decision) -> dict[str, Any]:
+    """How a record came to its person, as `GET /persons/{id}/links` shows it.
+
+    `deterministic`: the same record id or national identifier; `probabilistic`: a score at or
+    above the match threshold, with the fields that agreed; `first_record`: the record started
+    this person (a possible match says whom a coordinator should compare it with).
+    """
+    evidence = decision.evidence
+    if decision.outcome is Outcome.MATCH and evidence is not None:
+        agreeing = [f["field"] for f in evidence["fields"] if f["level"] not in _NOT_AGREEING]
+        basis: dict[str, Any] = {
+            "basis": "probabilistic",
+            "score": evidence["score"],
+            "agreeing_fields": agreeing,
+        }
+    elif decision.outcome is Outcome.MATCH:
+        basis = {"basis": "deterministic"}
+    else:
+        basis = {"basis": "first_record", "review_person_id": decision.review_person_id}
+    return {
+        **basis,
+        "outcome": decision.outcome.value,
+        "reason": decision.reason,
+        "evidence": evidence,
+    }
 
 
 class Identity:
-    """Consumes every agency topic, links records to persons, forwards by person id."""
+    """Resolves every agency record to a person and forwards its events by person id."""
 
     def __init__(self, app: faust.App, topics: Topics, dead_letters: DeadLetters) -> None:
         self.dead_letters = dead_letters
         # record id (keyed hash) -> person id; co-partitioned with the agency topics' keys.
         self.links = app.Table("record-links", default=None)
+        # The resolver's tables and the members of each person live on the one partition of
+        # identity-input: every candidate is local, whichever worker holds that partition.
+        self.state = ResolverState(
+            records=app.Table("linkage-records", default=None, partitions=1),
+            blocks=app.Table("linkage-blocks", default=None, partitions=1),
+            national_ids=app.Table("linkage-national-ids", default=None, partitions=1),
+            parents=app.Table("linkage-parents", default=None, partitions=1),
+            person_national_ids=app.Table(
+                "linkage-person-national-ids", default=None, partitions=1
+            ),
+            counters=app.Table("linkage-counters", default=None, partitions=1),
+        )
+        self.members = app.Table("linkage-members", default=None, partitions=1)
+        # Possible matches waiting for a coordinator: review id (the record id) -> the case.
+        self.reviews = app.Table("review-queue", default=None, partitions=1)
+        self.resolver = Resolver(state=self.state)
         self.person_events = app.topic(
             topics.person_events, key_serializer="raw", value_serializer="raw"
         )
-        source = app.topic(
+        self.identity_input = app.topic(
+            topics.identity_input, partitions=1, key_serializer="raw", value_serializer="raw"
+        )
+        self.decisions = app.topic(
+            topics.identity_decisions, key_serializer="raw", value_serializer="json"
+        )
+        self.changes = app.topic(
+            topics.identity_changes, key_serializer="raw", value_serializer="json"
+        )
+        agency_events = app.topic(
             *topics.all_agency_events(), key_serializer="raw", value_serializer="raw"
         )
 
-        async def identify(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async def forward(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             async for event in stream.events():
-                await self.forward(event)
+                await self.identity_input.send(
+                    key=event.key, value=event.value, headers=event.headers
+                )
                 yield None
 
-        app.agent(source, name=PROCESSOR)(identify)
+        async def identify(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+            async for event in stream.events():
+                command = (event.headers or {}).get(REVIEW_DECISION)
+                if command is not None:
+                    await self.decide_review(json.loads(command))
+                else:
+                    await self.identify(event)
+                yield None
 
-    async def forward(self, event: faust.EventT[bytes]) -> None:
-        """Link the event's record to a person and send it on, keyed by person id."""
+        async def keep_links(stream: faust.StreamT[dict[str, Any]]) -> AsyncIterator[None]:
+            async for decision in stream:
+                self.links[decision["record_id"]] = decision["person_id"]
+                yield None
+
+        app.agent(agency_events, name=f"{PROCESSOR}-forward")(forward)
+        app.agent(self.identity_input, name=PROCESSOR)(identify)
+        app.agent(self.decisions, name=f"{PROCESSOR}-links")(keep_links)
+
+    async def identify(self, event: faust.EventT[bytes]) -> None:
+        """Resolve the event's subject (and household) and send it on, keyed by person id."""
         record = await self.dead_letters.decode(PROCESSOR, event)
         if record is None:
             return
         envelope = record["envelope"]
         subject = envelope["subject"]
-        EVENTS_IN.labels(PROCESSOR, envelope["agency"]).inc()
-        person_id = self.links.get(subject["record_id"])
-        if person_id is None:
-            person_id = person_id_for(subject)
-            self.links[subject["record_id"]] = person_id
+        agency = envelope["agency"]
+        EVENTS_IN.labels(PROCESSOR, agency).inc()
+        await self._record(self.resolver.resolve(subject), agency)
+        relationships: dict[str, str] = {}
+        for member in record.get("household") or []:
+            await self._record(self.resolver.resolve(member["subject"]), agency)
+            relationships[member["subject"]["record_id"]] = member["relationship"]
+        # Asked after every resolution: a household member's record may have merged persons.
+        person_id = self.resolver.person_of(subject["record_id"])
+        household = {
+            self.resolver.person_of(record_id): relationship
+            for record_id, relationship in relationships.items()
+        }
         await self.person_events.send(
             key=person_id.encode(),
             value=event.value,
-            headers={"event_id": envelope["event_id"].encode()},
+            headers={
+                "event_id": envelope["event_id"].encode(),
+                "household": json.dumps(household).encode(),
+            },
         )
-        EVENTS_OUT.labels(PROCESSOR, envelope["agency"], self.person_events.get_topic_name()).inc()
+        EVENTS_OUT.labels(PROCESSOR, agency, self.person_events.get_topic_name()).inc()
         log.debug("event_identified", event_id=envelope["event_id"], person_id=person_id)
+
+    async def _record(self, decision: Decision, agency: str) -> None:
+        """Publish what a decision changed: a newly linked record, and any merged persons."""
+        members: list[str] = self.members.get(decision.person_id) or []
+        for absorbed in decision.merged_person_ids:
+            members = await self._merge(absorbed, decision.person_id, decision.reason, members)
+        if decision.record_id in members and not decision.merged_person_ids:
+            return  # a record seen before, on the person it already belongs to
+        if decision.record_id not in members:
+            members = [*members, decision.record_id]
+        self.members[decision.person_id] = members
+        await self._send_decision(decision.record_id, decision.person_id)
+        link = {"record_id": decision.record_id, "agency": agency, **link_of(decision)}
+        await self._send_change(decision.person_id, {"change": "link", "link": link})
+        if decision.outcome is Outcome.POSSIBLE_MATCH:
+            self.reviews[decision.record_id] = {"review_id": decision.record_id, **link}
+        log.info(
+            "identity_decided",
+            record_id=decision.record_id,
+            person_id=decision.person_id,
+            outcome=decision.outcome.value,
+            reason=decision.reason,
+            merged_person_ids=list(decision.merged_person_ids),
+        )
+
+    async def _merge(
+        self, absorbed: str, survivor: str, reason: str, members: list[str]
+    ) -> list[str]:
+        """Move the absorbed person's records onto the survivor; returns the survivor's."""
+        moved: list[str] = self.members.get(absorbed) or []
+        if absorbed in self.members:
+            del self.members[absorbed]
+        for record_id in moved:
+            await self._send_decision(record_id, survivor)
+        await self._send_change(absorbed, {"change": "merge", "into": survivor, "reason": reason})
+        log.info("persons_merged", absorbed=absorbed, survivor=survivor)
+        return [*members, *(record_id for record_id in moved if record_id not in members)]
+
+    async def request_review_decision(
+        self, review_id: str, decision: str, reason: str, coordinator: str
+    ) -> None:
+        """Queue a coordinator's decision on a possible match for the resolver's agent."""
+        command = {"review_id": review_id, "decision": decision, "reason": reason}
+        await self.identity_input.send(
+            key=review_id.encode(),
+            value=b"",
+            headers={REVIEW_DECISION: json.dumps({**command, "coordinator": coordinator}).encode()},
+        )
+
+    async def decide_review(self, command: dict[str, Any]) -> None:
+        """Apply a coordinator's review decision: `match` joins the two persons."""
+        case = self.reviews.get(command["review_id"])
+        if case is None:
+            return  # decided already (a repeated request, or a replay)
+        del self.reviews[command["review_id"]]
+        log.info("review_decided", **command)
+        if command["decision"] != "match":
+            return
+        clusters = self.resolver.clusters
+        roots = {
+            clusters.root(case["record_id"]),
+            clusters.root(case["evidence"]["candidate_record_id"]),
+        }
+        if len(roots) == 1:
+            return
+        survivor_root = clusters.join(*roots)
+        survivor = person_id(survivor_root)
+        reason = f"coordinator {command['coordinator']}: {command['reason']}"
+        members: list[str] = self.members.get(survivor) or []
+        for root in roots - {survivor_root}:
+            members = await self._merge(person_id(root), survivor, reason, members)
+        self.members[survivor] = members
+        link = {**case, "basis": "coordinator", "outcome": "match", "reason": reason}
+        link.pop("review_id", None)
+        await self._send_change(survivor, {"change": "link", "link": link})
+
+    async def _send_decision(self, record_id: str, person_id: str) -> None:
+        value = {"record_id": record_id, "person_id": person_id}
+        await self.decisions.send(key=record_id.encode(), value=value)
+
+    async def _send_change(self, person_id: str, change: dict[str, Any]) -> None:
+        await self.changes.send(key=person_id.encode(), value={"person_id": person_id, **change})

@@ -67,23 +67,27 @@ class OwnerRouter:
         }
         headers[FORWARDED_BY] = str(self.app.conf.canonical_url)
         target = owner.with_path(request.rel_url.path).with_query(request.rel_url.query)
+        sent = await view.web.read_request_content(request)  # a POST's body goes along
         try:
             async with self.app.http_client.request(
                 request.method,
                 target,
                 headers=headers,
+                data=sent or None,
                 timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S),
             ) as answer:
                 body = await answer.text()
                 content_type = answer.content_type
                 status = answer.status
+                moved_to = answer.headers.get("Location")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise OwnerUnavailableError(f"the owning worker {owner} did not answer; retry") from exc
         return view.text(
             body,
             content_type=content_type,
             status=status,
-            headers={ANSWERED_BY: str(owner)},
+            # A merged person's answer names where its resources went.
+            headers={ANSWERED_BY: str(owner), **({"Location": moved_to} if moved_to else {})},
         )
 
 

@@ -1,13 +1,16 @@
 """The unified person timeline: every agency's events about one person, in event-time order.
 
-A timeline is `{"household": {person_id: relationship}, "events": [entry, ...]}` in a table
-keyed by person id. Entries are deduplicated by event_id and kept sorted by occurred_at, so
-late or repeated events land where they belong and only once.
+A timeline is `{"household": {person_id: relationship}, "events": [entry, ...],
+"links": {record_id: link}}` in a table keyed by person id. Entries are deduplicated by
+event_id and kept sorted by occurred_at, so late or repeated events land where they belong and
+only once. A person merged into another keeps only `{"merged_into": survivor}`: its events,
+household and links move to the survivor, and anything arriving for it later follows them.
 """
 
 from __future__ import annotations
 
 import bisect
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,7 +21,6 @@ from backbone.logging import get_logger
 from backbone.metrics import END_TO_END_SECONDS, EVENTS_IN
 from backbone.topics import Topics
 from streams.dead_letters import DeadLetters
-from streams.identity import person_id_for
 
 log = get_logger(__name__)
 PROCESSOR = "timeline"
@@ -75,12 +77,23 @@ def add_event(timeline: Timeline, entry: Entry) -> bool:
     return True
 
 
-def household_of(record: dict[str, Any]) -> dict[str, str]:
-    """Household members a social care event lists, as person id -> relationship."""
-    return {
-        person_id_for(member["subject"]): member["relationship"]
-        for member in record.get("household", [])
-    }
+def household_of(event: faust.EventT[bytes]) -> dict[str, str]:
+    """Household members (resolved person id -> relationship), as identity attached them."""
+    raw = (event.headers or {}).get("household")
+    return dict(json.loads(raw)) if raw else {}
+
+
+def absorb(timeline: Timeline, person_id: str, moved: Timeline) -> bool:
+    """Add what a merged person's timeline held; False if `timeline` already had all of it."""
+    added = [add_event(timeline, entry) for entry in moved.get("events", [])]
+    household = {k: v for k, v in moved.get("household", {}).items() if k != person_id}
+    links = moved.get("links", {})
+    changed = any(added) or bool(household.items() - timeline.get("household", {}).items())
+    changed = changed or bool(links.keys() - timeline.get("links", {}).keys())
+    timeline["household"] = {**timeline.get("household", {}), **household}
+    # A link already here is newer than a moved one (a coordinator's decision on the record).
+    timeline["links"] = {**links, **timeline.get("links", {})}
+    return changed
 
 
 class Timelines:
@@ -90,13 +103,22 @@ class Timelines:
         self.dead_letters = dead_letters
         self.table = app.Table("timelines", default=dict)
         source = app.topic(topics.person_events, key_serializer="raw", value_serializer="raw")
+        self.changes = app.topic(
+            topics.identity_changes, key_serializer="raw", value_serializer="json"
+        )
 
         async def record_events(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             async for event in stream.events():
                 await self.record(event)
                 yield None
 
+        async def apply_changes(stream: faust.StreamT[dict[str, Any]]) -> AsyncIterator[None]:
+            async for change in stream:
+                await self.apply(change)
+                yield None
+
         app.agent(source, name=PROCESSOR)(record_events)
+        app.agent(self.changes, name=f"{PROCESSOR}-identity-changes")(apply_changes)
 
     async def record(self, event: faust.EventT[bytes]) -> None:
         """Add one person event to its person's timeline."""
@@ -107,9 +129,14 @@ class Timelines:
         envelope = record["envelope"]
         EVENTS_IN.labels(PROCESSOR, envelope["agency"]).inc()
         timeline: Timeline = dict(self.table[person_id])
-        added = add_event(timeline, timeline_entry(record))
-        household = household_of(record)
+        entry = timeline_entry(record)
+        household = household_of(event)
         household.pop(person_id, None)
+        if "merged_into" in timeline:
+            # Identity merged this person after sending the event: it follows the others.
+            await self._move(timeline["merged_into"], {"events": [entry], "household": household})
+            return
+        added = add_event(timeline, entry)
         if added or household.items() - timeline.get("household", {}).items():
             timeline["household"] = {**timeline.get("household", {}), **household}
             # Reassigning the value is what writes the table's changelog.
@@ -122,3 +149,42 @@ class Timelines:
             event_id=envelope["event_id"],
             person_id=person_id,
         )
+
+    async def apply(self, change: dict[str, Any]) -> None:
+        """Apply an identity change keyed by this person: a link, a merge, moved contents."""
+        person_id = change["person_id"]
+        timeline: Timeline = dict(self.table[person_id])
+        if "merged_into" in timeline and change["change"] != "merge":
+            await self._move(timeline["merged_into"], _contents_of(change))
+            return
+        if change["change"] == "merge":
+            if timeline.get("merged_into") == change["into"]:
+                return
+            self.table[person_id] = {"merged_into": change["into"]}
+            await self._move(change["into"], timeline)
+            log.info("timeline_merged", person_id=person_id, into=change["into"])
+            return
+        if change["change"] == "link":
+            # The newest decision on a record wins (a coordinator's over the resolver's).
+            link = change["link"]
+            if timeline.get("links", {}).get(link["record_id"]) != link:
+                timeline["links"] = {**timeline.get("links", {}), link["record_id"]: link}
+                self.table[person_id] = timeline
+            return
+        if absorb(timeline, person_id, _contents_of(change)):
+            self.table[person_id] = timeline
+
+    async def _move(self, survivor: str, contents: Timeline) -> None:
+        """Send timeline contents to the survivor's partition, where `apply` adds them."""
+        await self.changes.send(
+            key=survivor.encode(),
+            value={"person_id": survivor, "change": "absorb", "timeline": contents},
+        )
+
+
+def _contents_of(change: dict[str, Any]) -> Timeline:
+    """The timeline contents a link or absorb change carries."""
+    if change["change"] == "link":
+        return {"links": {change["link"]["record_id"]: change["link"]}}
+    contents: Timeline = change.get("timeline", {})
+    return contents

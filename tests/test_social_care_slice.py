@@ -25,7 +25,7 @@ from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
 from backbone.topics import Topics
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson, Relative
-from tests.conftest import Deployment
+from tests.conftest import Deployment, distinct_identity
 
 
 @dataclass
@@ -109,9 +109,8 @@ def pipeline(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def new_person(**changes: Any) -> CasePerson:
-    person = CasePerson(
-        f"CP-{uuid.uuid4().hex[:8]}", "Nowak", "Zofia", date(1990, 5, 17), None, "LS6 1AA"
-    )
+    family, given, born = distinct_identity()
+    person = CasePerson(f"CP-{uuid.uuid4().hex[:8]}", family, given, born, None, "LS6 1AA")
     return replace(person, **changes)
 
 

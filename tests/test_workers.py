@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -29,7 +29,7 @@ from backbone.tokens import issue_token
 from backbone.topics import Topics
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson
 from streams.routing import ANSWERED_BY
-from tests.conftest import Deployment
+from tests.conftest import Deployment, distinct_identity
 
 PARTITIONS = 4
 # Enough persons that each of the four partitions (two per worker) holds several of them.
@@ -88,7 +88,7 @@ class Group:
 
 def new_persons(count: int) -> list[CasePerson]:
     return [
-        CasePerson(f"CP-{uuid.uuid4().hex[:10]}", "Okafor", "Ada", date(1991, 3, 4), None, None)
+        CasePerson(f"CP-{uuid.uuid4().hex[:10]}", *distinct_identity(), None, None)
         for _ in range(count)
     ]
 

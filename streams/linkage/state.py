@@ -8,6 +8,8 @@ changed in place, because a Faust table only writes its changelog on assignment.
 - national_ids: keyed national identifier -> a record id of the person holding it
 - parents: record id -> parent record id (union-find; a person's root record is its own parent)
 - person_national_ids: root record id -> the national identifiers of that person
+- counters: "records" -> how many records have been stored (the next arrival number; counted
+  here because the length of a table on disk is a scan of all of it)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class ResolverState:
     national_ids: MutableMapping[str, str] = field(default_factory=dict)
     parents: MutableMapping[str, str] = field(default_factory=dict)
     person_national_ids: MutableMapping[str, list[str]] = field(default_factory=dict)
+    counters: MutableMapping[str, int] = field(default_factory=dict)
 
     def versions(self, record_id: str) -> list[LinkageRecord]:
         """The details a record has been seen with, oldest first."""
@@ -44,7 +47,9 @@ class ResolverState:
         stored = self.records.get(record.record_id)
         details = record.to_state()
         if stored is None:
-            self.records[record.record_id] = {"seq": len(self.records), "versions": [details]}
+            seq = self.counters.get("records") or 0
+            self.records[record.record_id] = {"seq": seq, "versions": [details]}
+            self.counters["records"] = seq + 1
             return True
         if details in stored["versions"]:
             return False
