@@ -61,19 +61,20 @@ def test_the_demo_joins_up_all_four_agencies_and_stops_cleanly_on_ctrl_c(
     ]
     assert "household: parent" in daniel
     # One person across four agencies, linked by the keyed national identifier.
-    assert summaries(grace) == [
+    seen = summaries(grace)
+    assert seen[:5] + seen[7:] == [
         "Social care: assessment completed",
         "Health: attendance",
         "Health: admission",
         "Housing: tenancy started",
         "Health: discharge",
-        "Housing: arrears threshold crossed",
-        "Housing: notice served",
         "Jobcentre: jobseeker registered",
         "Jobcentre: claim applied",
         "Jobcentre: claim awarded",
         "Jobcentre: sanction imposed",
     ]
+    # Both come from last night's export, with the same event time: either order is right.
+    assert sorted(seen[5:7]) == ["Housing: arrears threshold crossed", "Housing: notice served"]
     dead_letters = out[out.index("Dead letters") : out.index("Unified timelines")]
     for connector in ("social-care-webhook", "hl7-mllp", "jobcentre-cdc", "housing-csv"):
         assert connector in dead_letters
