@@ -204,6 +204,7 @@ class CoordinatorApi:
             return _merged(view, person_id, stored["merged_into"], "timeline")
         if not stored:
             raise ApiError(404, "not_found", f"no timeline for person {person_id}")
+        # A person known so far only as a household member or by links has no events yet.
         agency = request.query.get("agency")
         event_type = request.query.get("event_type")
         since = _moment(request, "from")
@@ -212,7 +213,7 @@ class CoordinatorApi:
         after = request.query.get("cursor")
         selected = [
             entry
-            for entry in stored["events"]
+            for entry in stored.get("events", [])
             if (agency is None or entry["agency"] == agency)
             and (event_type is None or entry["event_type"] == event_type)
             and (since is None or entry["occurred_at"] >= since)
