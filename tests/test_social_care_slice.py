@@ -417,3 +417,20 @@ def test_every_process_serves_metrics_and_logs_json_with_the_event_id(pipeline: 
         assert any(
             line.get("event") == event and line.get("event_id") == event_id for line in lines
         )
+
+
+def test_a_household_member_without_events_of_their_own_has_an_empty_timeline(
+    pipeline: Slice,
+) -> None:
+    father = new_person(given_name="Piotr")
+    child = new_person()
+    event = case_event(child, "referral_received", household=(Relative(father, "parent"),))
+    assert pipeline.system.deliver(event).status_code == 202
+    household = pipeline.timeline(child.case_person_id, events=1)["household"]
+    father_id = household[0]["person_id"]
+
+    answer = pipeline.api.get(f"/persons/{father_id}/timeline")
+
+    assert answer.status_code in (200, 404), answer.text
+    if answer.status_code == 200:
+        assert answer.json()["events"] == []
