@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from backbone.processes import free_port
+from backbone.processes import BackboneProcess, free_port
 from backbone.settings import REPO_ROOT
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -114,6 +114,22 @@ class Deployment:
     worker_port: int
     webhook_port: int
     connector_metrics_port: int
+
+    def start_worker(self, logs: Path) -> BackboneProcess:
+        """`backbone worker` for this deployment (not yet waited for)."""
+        return BackboneProcess.start(
+            "worker", ["worker"], self.env(), logs, f"http://127.0.0.1:{self.worker_port}/health"
+        )
+
+    def start_webhook_connector(self, logs: Path) -> BackboneProcess:
+        """The social care webhook connector for this deployment (not yet waited for)."""
+        return BackboneProcess.start(
+            "social-care-webhook",
+            ["connector", "run", "social-care-webhook"],
+            self.env(),
+            logs,
+            f"http://127.0.0.1:{self.connector_metrics_port}/health",
+        )
 
     def env(self) -> dict[str, str]:
         return {

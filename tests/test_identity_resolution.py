@@ -175,17 +175,8 @@ def backbone(
     deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backbone]:
     logs = tmp_path_factory.mktemp("logs")
-    env = deployment.env()
-    worker = BackboneProcess.start(
-        "worker", ["worker"], env, logs, f"http://127.0.0.1:{deployment.worker_port}/health"
-    )
-    connector = BackboneProcess.start(
-        "social-care-webhook",
-        ["connector", "run", "social-care-webhook"],
-        env,
-        logs,
-        f"http://127.0.0.1:{deployment.connector_metrics_port}/health",
-    )
+    worker = deployment.start_worker(logs)
+    connector = deployment.start_webhook_connector(logs)
     producer = Producer({"bootstrap.servers": deployment.bootstrap, "enable.idempotence": True})
     processes = [connector, worker]
     try:
@@ -204,7 +195,7 @@ def backbone(
         )
         codec = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))
         hospital = Hospital(deployment, producer, codec)
-        yield Backbone(system, hospital, api, processes, env, logs)
+        yield Backbone(system, hospital, api, processes, deployment.env(), logs)
         system.close()
         api.close()
     finally:

@@ -31,7 +31,7 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 import backbone.metrics  # noqa: F401  (registers the backbone's metrics)
-from backbone.processes import BackboneProcess, free_port, stop_all
+from backbone.processes import free_port, stop_all
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
 from connectors.registry import CONNECTORS
@@ -421,17 +421,8 @@ def observed(
     deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Observed]:
     logs = tmp_path_factory.mktemp("logs")
-    env = deployment.env()
-    worker = BackboneProcess.start(
-        "worker", ["worker"], env, logs, f"http://127.0.0.1:{deployment.worker_port}/health"
-    )
-    connector = BackboneProcess.start(
-        "social-care-webhook",
-        ["connector", "run", "social-care-webhook"],
-        env,
-        logs,
-        f"http://127.0.0.1:{deployment.connector_metrics_port}/health",
-    )
+    worker = deployment.start_worker(logs)
+    connector = deployment.start_webhook_connector(logs)
     prometheus: Prometheus | None = None
     try:
         connector.wait_healthy()

@@ -73,17 +73,8 @@ class Slice:
 @pytest.fixture(scope="module")
 def pipeline(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slice]:
     logs = tmp_path_factory.mktemp("logs")
-    env = deployment.env()
-    worker = BackboneProcess.start(
-        "worker", ["worker"], env, logs, f"http://127.0.0.1:{deployment.worker_port}/health"
-    )
-    connector = BackboneProcess.start(
-        "social-care-webhook",
-        ["connector", "run", "social-care-webhook"],
-        env,
-        logs,
-        f"http://127.0.0.1:{deployment.connector_metrics_port}/health",
-    )
+    worker = deployment.start_worker(logs)
+    connector = deployment.start_webhook_connector(logs)
     try:
         connector.wait_healthy()
         worker.wait_healthy()
