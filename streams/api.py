@@ -110,34 +110,37 @@ class CoordinatorApi:
 
     async def timeline(self, view: View, request: Request, person_id: str) -> Response:
         """`GET /persons/{person_id}/timeline` with filters and paging."""
-
-        async def answer(caller: Coordinator) -> Response:
-            return await self._on_owner(
-                self.timelines.table,
-                person_id,
-                view,
-                request,
-                lambda: self._timeline_page(view, request, caller, person_id),
-            )
-
-        return await self._coordinator_request(
-            view, request, "GET /persons/{person_id}/timeline", answer
+        return await self._person_request(
+            view,
+            request,
+            person_id,
+            "timeline",
+            lambda caller: self._timeline_page(view, request, caller, person_id),
         )
 
     async def links(self, view: View, request: Request, person_id: str) -> Response:
         """`GET /persons/{person_id}/links`: the agency records of a person and why each."""
+        return await self._person_request(
+            view, request, person_id, "links", lambda _caller: self._links_of(view, person_id)
+        )
+
+    async def _person_request(
+        self,
+        view: View,
+        request: Request,
+        person_id: str,
+        page: str,
+        answer_here: Callable[[Coordinator], Awaitable[Response]],
+    ) -> Response:
+        """A coordinator request about one person, answered by the worker owning the person."""
 
         async def answer(caller: Coordinator) -> Response:
             return await self._on_owner(
-                self.timelines.table,
-                person_id,
-                view,
-                request,
-                lambda: self._links_of(view, person_id),
+                self.timelines.table, person_id, view, request, lambda: answer_here(caller)
             )
 
         return await self._coordinator_request(
-            view, request, "GET /persons/{person_id}/links", answer
+            view, request, f"GET /persons/{{person_id}}/{page}", answer
         )
 
     async def review(self, view: View, request: Request) -> Response:

@@ -11,6 +11,7 @@ import os
 import random
 import secrets
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,15 @@ def distinct_identity() -> tuple[str, str, date]:
     family = "".join(chance.choice(_SYLLABLES) for _ in range(4)).capitalize()
     born = date(1930, 1, 1) + timedelta(days=chance.randrange(30000))
     return family, chance.choice(_GIVEN_NAMES), born
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.1)
 
 
 def broker_answers() -> bool:

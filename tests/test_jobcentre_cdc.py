@@ -6,10 +6,9 @@ as a real process (`backbone connector run jobcentre-cdc`); the topics are read 
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -32,7 +31,7 @@ from simulators.jobcentre import (
     create_database,
     drop_database,
 )
-from tests.conftest import Deployment
+from tests.conftest import Deployment, wait_until
 
 CODEC = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))
 
@@ -91,14 +90,6 @@ def start_connector(
     )
     connector.wait_healthy()
     return connector
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def expected_id(lsn: str, table: str, row_id: int, event_type: str) -> str:

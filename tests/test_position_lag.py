@@ -26,7 +26,7 @@ from backbone.processes import BackboneProcess, free_port
 from connectors.jobcentre_cdc.slot import ReplicationSlot, lsn_value
 from simulators.housing import HousingManagementSystem, population
 from simulators.jobcentre import CaseManagementSystem, Jobseeker, create_database, drop_database
-from tests.conftest import Deployment
+from tests.conftest import Deployment, wait_until
 
 # Well below the WAL the test writes while the connector cannot read, well above what the
 # rest of the (shared) cluster writes in the few seconds between two measurements.
@@ -42,14 +42,6 @@ def sample(port: int, name: str, labels: dict[str, str]) -> float | None:
             if found.name == name and found.labels == labels:
                 return float(found.value)
     return None
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def run_connector(
