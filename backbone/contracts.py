@@ -40,9 +40,10 @@ EVENT_SCHEMAS: dict[Agency, str] = {
     Agency.SOCIAL_CARE: "backbone.socialcare.SocialCareEvent",
 }
 AUDIT_SCHEMA = "backbone.audit.AuditRecord"
+ALERT_SCHEMA = "backbone.alerts.AlertEvent"
 
 # The schemas written to topics; each has released versions it must stay compatible with.
-TOPIC_SCHEMAS: tuple[str, ...] = (*EVENT_SCHEMAS.values(), AUDIT_SCHEMA)
+TOPIC_SCHEMAS: tuple[str, ...] = (*EVENT_SCHEMAS.values(), AUDIT_SCHEMA, ALERT_SCHEMA)
 
 EVENT_TYPES: dict[Agency, frozenset[str]] = {
     Agency.HEALTH: frozenset(

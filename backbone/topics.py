@@ -58,6 +58,11 @@ class Topics:
         return f"{self.prefix}.audit"
 
     @property
+    def alerts(self) -> str:
+        """Every step of every alert's life (backbone.alerts.AlertEvent), keyed by alert id."""
+        return f"{self.prefix}.alerts"
+
+    @property
     def connector_positions(self) -> str:
         """Each connector's durable position per source partition (compacted)."""
         return f"{self.prefix}.connector-positions"
@@ -74,6 +79,7 @@ class Topics:
             self.identity_decisions,
             self.identity_changes,
             self.audit,
+            self.alerts,
             self.connector_positions,
         ]
 
