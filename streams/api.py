@@ -57,17 +57,17 @@ class CoordinatorApi:
         self.timelines = timelines
         self.router = OwnerRouter(app)
 
-        self._page("/health", self.health)
-        self._page("/metrics", self.metrics)
-        self._page("/persons/lookup", self.lookup)
-        self._page("/persons/{person_id}/timeline", self.timeline)
-        self._page("/persons/{person_id}/links", self.links)
-        self._page("/review", self.review)
-        self.app.page("/review/{review_id}")(
-            type("review_decision", (View,), {"post": _post_handler(self.decide_review)})
-        )
+        self.page("/health", self.health)
+        self.page("/metrics", self.metrics)
+        self.page("/persons/lookup", self.lookup)
+        self.page("/persons/{person_id}/timeline", self.timeline)
+        self.page("/persons/{person_id}/links", self.links)
+        self.page("/review", self.review)
+        self.post_page("/review/{review_id}", self.decide_review)
 
-    def _page(self, path: str, handler: Callable[..., Awaitable[Response]]) -> None:
+    def page(self, path: str, handler: Callable[..., Awaitable[Response]]) -> None:
+        """Register `handler` for GET requests to `path`."""
+
         # Faust calls a page function as fun(view, request, **match_info); a bound method
         # would lose the view, so wrap it in a plain function.
         async def get(view: View, request: Request, **params: str) -> Response:
@@ -75,6 +75,10 @@ class CoordinatorApi:
 
         get.__name__ = handler.__name__
         self.app.page(path)(get)
+
+    def post_page(self, path: str, handler: Callable[..., Awaitable[Response]]) -> None:
+        """Register `handler` for POST requests to `path`."""
+        self.app.page(path)(type(handler.__name__, (View,), {"post": post_handler(handler)}))
 
     async def health(self, view: View, _request: Request) -> Response:
         # Ready once tables are recovered and partitions are assigned: before that a
@@ -94,11 +98,13 @@ class CoordinatorApi:
         """`GET /persons/lookup?agency=A&id_type=T&id=ID` -> the person id."""
 
         async def answer(caller: Coordinator) -> Response:
-            agency = _agency(_required(request, "agency"))
+            agency = _agency(required_parameter(request, "agency"))
             record_id = self.pseudonyms.record_id(
-                agency.value, _required(request, "id_type"), _required(request, "id")
+                agency.value,
+                required_parameter(request, "id_type"),
+                required_parameter(request, "id"),
             )
-            return await self._on_owner(
+            return await self.on_owner(
                 self.identity.links,
                 record_id,
                 view,
@@ -106,7 +112,7 @@ class CoordinatorApi:
                 lambda: self._person_for_record(view, record_id),
             )
 
-        return await self._coordinator_request(view, request, "GET /persons/lookup", answer)
+        return await self.coordinator_request(view, request, "GET /persons/lookup", answer)
 
     async def timeline(self, view: View, request: Request, person_id: str) -> Response:
         """`GET /persons/{person_id}/timeline` with filters and paging."""
@@ -135,11 +141,11 @@ class CoordinatorApi:
         """A coordinator request about one person, answered by the worker owning the person."""
 
         async def answer(caller: Coordinator) -> Response:
-            return await self._on_owner(
+            return await self.on_owner(
                 self.timelines.table, person_id, view, request, lambda: answer_here(caller)
             )
 
-        return await self._coordinator_request(
+        return await self.coordinator_request(
             view, request, f"GET /persons/{{person_id}}/{page}", answer
         )
 
@@ -148,18 +154,18 @@ class CoordinatorApi:
 
         async def answer(caller: Coordinator) -> Response:
             # The queue sits on the identity resolver's one partition: any key finds its owner.
-            return await self._on_owner(
+            return await self.on_owner(
                 self.identity.reviews, "queue", view, request, lambda: self._review_queue(view)
             )
 
-        return await self._coordinator_request(view, request, "GET /review", answer)
+        return await self.coordinator_request(view, request, "GET /review", answer)
 
     async def decide_review(self, view: View, request: Request, review_id: str) -> Response:
         """`POST /review/{id}` `{"decision": "match" | "no_match", "reason"}`: `202`, applied by
         the identity resolver in order with the records it resolves."""
 
         async def answer(caller: Coordinator) -> Response:
-            decision, reason = _review_decision(await _json_body(view, request))
+            decision, reason = _review_decision(await json_body(view, request))
 
             async def here() -> Response:
                 if self.identity.reviews.get(review_id) is None:
@@ -169,9 +175,9 @@ class CoordinatorApi:
                 )
                 return view.json({"review_id": review_id, "decision": decision}, status=202)
 
-            return await self._on_owner(self.identity.reviews, "queue", view, request, here)
+            return await self.on_owner(self.identity.reviews, "queue", view, request, here)
 
-        return await self._coordinator_request(view, request, "POST /review/{id}", answer)
+        return await self.coordinator_request(view, request, "POST /review/{id}", answer)
 
     async def _review_queue(self, view: View) -> Response:
         waiting = sorted(
@@ -210,9 +216,9 @@ class CoordinatorApi:
         # A person known so far only as a household member or by links has no events yet.
         agency = request.query.get("agency")
         event_type = request.query.get("event_type")
-        since = _moment(request, "from")
-        until = _moment(request, "to")
-        limit = _limit(request)
+        since = moment_of(request, "from")
+        until = moment_of(request, "to")
+        limit = limit_of(request)
         after = request.query.get("cursor")
         selected = [
             entry
@@ -231,12 +237,12 @@ class CoordinatorApi:
                     {"person_id": member, "relationship": relationship}
                     for member, relationship in sorted(stored.get("household", {}).items())
                 ],
-                "events": [_visible(entry, caller) for entry in page],
+                "events": [visible_entry(entry, caller) for entry in page],
                 "next_cursor": _position(page[-1]) if len(selected) > limit else None,
             }
         )
 
-    async def _on_owner(
+    async def on_owner(
         self,
         table: Any,
         key: str,
@@ -253,7 +259,7 @@ class CoordinatorApi:
         except OwnerUnavailableError as exc:
             raise ApiError(503, "unavailable", str(exc)) from None
 
-    async def _coordinator_request(
+    async def coordinator_request(
         self,
         view: View,
         request: Request,
@@ -294,7 +300,7 @@ def _merged(view: View, person_id: str, survivor: str, resource: str) -> Respons
     )
 
 
-def _post_handler(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Any]:
+def post_handler(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Any]:
     # A View subclass's `post` is called as post(view, request, **match_info).
     async def post(view: View, request: Request, **params: str) -> Response:
         return await handler(view, request, **params)
@@ -302,7 +308,7 @@ def _post_handler(handler: Callable[..., Awaitable[Response]]) -> Callable[..., 
     return post
 
 
-async def _json_body(view: View, request: Request) -> dict[str, Any]:
+async def json_body(view: View, request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await view.web.read_request_content(request) or b"null")
     except ValueError:
@@ -321,7 +327,7 @@ def _review_decision(body: dict[str, Any]) -> tuple[str, str]:
     return decision, reason.strip()
 
 
-def _required(request: Request, name: str) -> str:
+def required_parameter(request: Request, name: str) -> str:
     value = request.query.get(name, "").strip()
     if not value:
         raise ApiError(400, "missing_parameter", f"query parameter {name} is required")
@@ -336,7 +342,7 @@ def _agency(value: str) -> Agency:
         raise ApiError(400, "invalid_parameter", f"agency must be one of {allowed}") from None
 
 
-def _moment(request: Request, name: str) -> str | None:
+def moment_of(request: Request, name: str) -> str | None:
     value = request.query.get(name)
     if value is None:
         return None
@@ -349,7 +355,7 @@ def _moment(request: Request, name: str) -> str | None:
     return iso(moment)
 
 
-def _limit(request: Request) -> int:
+def limit_of(request: Request) -> int:
     value = request.query.get("limit", str(DEFAULT_LIMIT))
     if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
         raise ApiError(400, "invalid_parameter", f"limit must be 1 to {MAX_LIMIT}")
@@ -361,7 +367,7 @@ def _position(entry: dict[str, Any]) -> str:
     return f"{entry['occurred_at']}|{entry['event_id']}"
 
 
-def _visible(entry: dict[str, Any], caller: Coordinator) -> dict[str, Any]:
+def visible_entry(entry: dict[str, Any], caller: Coordinator) -> dict[str, Any]:
     if caller.may_see_details_of(Agency(entry["agency"])):
         return entry
     return {**entry, "details": None}
