@@ -9,6 +9,7 @@ from backbone.pseudonyms import Pseudonymiser
 from backbone.topics import Topics, ensure_topics
 from streams.api import CoordinatorApi
 from streams.audit import AuditTrail
+from streams.coordinator_page import serve_coordinator_page
 from streams.dead_letters import DeadLetters
 from streams.faust_sensors import bridge_faust_sensors
 from streams.identity import Identity
@@ -50,6 +51,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         identity=identity,
         timelines=timelines,
     )
+    serve_coordinator_page(app)
     return app
 
 
