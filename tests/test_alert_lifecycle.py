@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -148,10 +149,14 @@ class WebhookReceiver:
                 await asyncio.wait_for(self._release.wait(), HOLD_S)
         return web.Response(status=200)
 
+    async def refuse(self, _request: web.Request) -> web.Response:
+        return web.Response(status=400, text="no such team here")
+
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
         app = web.Application()
         app.router.add_post("/hooks/{team}", self.handle)
+        app.router.add_post("/refuse", self.refuse)
         runner = web.AppRunner(app)
         self._loop.run_until_complete(runner.setup())
         self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
@@ -272,6 +277,8 @@ teams:
     - email: {{to: team-a@example.org}}
   team-b:
     - email: {{to: team-b@example.org}}
+  team-c:
+    - webhook: {{url: "{refusing}", secret_env: BACKBONE_NOTIFY_SECRET_TEST}}
 escalation:
   team-a:
     - email: {{to: escalation-a@example.org}}
@@ -292,7 +299,8 @@ def lifecycle(
     smtp = Controller(Mailbox(arrivals), hostname="127.0.0.1", port=smtp_port)
     smtp.start()
     routing = logs / "routing.yaml"
-    routing.write_text(ROUTING.format(hook=webhook.url))
+    refusing = f"http://127.0.0.1:{webhook.port}/refuse"
+    routing.write_text(ROUTING.format(hook=webhook.url, refusing=refusing))
     extra = {
         "BACKBONE_NOTIFY_ROUTING_FILE": str(routing),
         "BACKBONE_NOTIFY_SECRET_TEST": HOOK_SECRET,
@@ -567,6 +575,29 @@ def test_a_notification_arrives_once_per_recipient_across_a_worker_killed_after_
     assert lifecycle.webhook.bad_signatures == 0
     metrics = httpx.get(f"{lifecycle.base}/metrics").text
     assert "backbone_alerts_open" in metrics
+
+
+def test_a_refused_notification_goes_to_the_dead_letter_topic_with_the_reason(
+    lifecycle: Lifecycle,
+) -> None:
+    alert_id = lifecycle.raise_alert("high", "team-c")
+    lifecycle.alert(alert_id, team="team-c")
+
+    def dead_letters() -> list[dict[str, Any]]:
+        found = []
+        for record in read_all(lifecycle.deployment.bootstrap, lifecycle.topics.dead_letter):
+            if record.headers.get("processor") == b"notifications" and record.value:
+                letter = json.loads(record.value)
+                if letter["alert"]["alert_id"] == alert_id:
+                    found.append({**letter, "reason": record.headers["reason"].decode()})
+        return found
+
+    wait_until(lambda: bool(dead_letters()), 30, "the dead letter")
+    (letter,) = dead_letters()
+    assert letter["reason"] == "refused: HTTP 400" and letter["attempts"] == 1
+    assert letter["stage"] == "open" and letter["recipient"].endswith("/refuse")
+    metrics = httpx.get(f"{lifecycle.base}/metrics").text
+    assert 'backbone_notifications_failed_total{channel="webhook",stage="open"} 1.0' in metrics
 
 
 def test_every_alert_request_is_audited(lifecycle: Lifecycle) -> None:
