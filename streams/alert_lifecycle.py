@@ -153,8 +153,12 @@ class AlertLifecycle:
             "sensitivity": state["sensitivity"],
         }
         value = self._codec.encode(ALERT_SCHEMA, record)
-        delivery = await self.topic.send(key=state["alert_id"].encode(), value=value)
-        await delivery
+        try:
+            delivery = await self.topic.send(key=state["alert_id"].encode(), value=value)
+            await delivery
+        except BaseException:
+            self._pending.pop(event_id, None)  # not on Kafka: may be asked for again
+            raise
         return applied
 
     async def escalate_overdue(self) -> None:
@@ -169,9 +173,15 @@ class AlertLifecycle:
                 waiting[state["severity"]] += 1
             in_flight = step_id(state["alert_id"], Change.ESCALATED) in self._pending
             if not in_flight and escalation_due(state, now, self._escalate_after):
-                await self.request(state, Change.ESCALATED, None, None)
+                await self._escalate(state)
         for severity in {*self._escalate_after, *waiting}:
             OPEN_ALERTS.labels(severity).set(waiting[severity])
+
+    async def _escalate(self, state: AlertState) -> None:
+        try:
+            await self.request(state, Change.ESCALATED, None, None)
+        except Exception as exc:  # a broker hiccup must not stop the timer: the next tick retries
+            log.warning("alert_escalation_not_sent", alert_id=state["alert_id"], error=str(exc))
 
     def owns_alerts(self) -> bool:
         """Whether this worker holds the alerts topic's (one) partition."""
