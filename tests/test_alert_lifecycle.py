@@ -48,8 +48,17 @@ from streams.alerts.lifecycle import (
     refusal,
     step_id,
 )
-from streams.notifications import signature
-from tests.conftest import Deployment, wait_until
+from streams.alerts.rules import load_rules
+from streams.notifications import (
+    Recipient,
+    Routing,
+    RoutingFileError,
+    load_routing,
+    parse_routing,
+    signature,
+)
+from streams.notifications.routing import SAMPLE_ROUTING
+from tests.conftest import SAMPLE_HOOKS, Deployment, wait_until
 
 HOOK_SECRET = "lifecycle-hook-secret"
 URGENT_AFTER_S = 6
@@ -404,6 +413,25 @@ def test_an_absorbed_match_adds_its_new_events_to_the_explanation() -> None:
         *(e["event_id"] for e in state["explanation"]["events"]),
     ]
     assert alert_of(absorbed).explanation.events[0].event_id == "ev-new"
+
+
+def test_every_team_of_the_sample_routing_has_an_escalation_contact() -> None:
+    secrets = {f"BACKBONE_NOTIFY_SECRET_{team}": "s" for team in SAMPLE_HOOKS}
+    routing = load_routing(SAMPLE_ROUTING, secrets)
+    assert Routing(routing.escalation).unrouted(routing.teams) == []
+    Routing(routing.escalation).require(team for rule in load_rules().rules for team in rule.notify)
+    assert routing.escalation_contacts(["housing-officers", "work-coaches"]) == (
+        Recipient("email", "housing-duty-manager@council.example.org"),
+        Recipient("email", "jobcentre-team-leader@jobcentre.example.org"),
+    )
+
+
+def test_a_wrong_escalation_contact_is_named_by_team_and_field() -> None:
+    text = (
+        "teams:\n  a:\n    - email: {to: a@example.org}\nescalation:\n  a:\n    - email: {to: x}\n"
+    )
+    with pytest.raises(RoutingFileError, match=r"escalation of team a channels\[0\]\.email\.to"):
+        parse_routing(text, {})
 
 
 # --- the worker ---------------------------------------------------------------------------
