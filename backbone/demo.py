@@ -126,6 +126,11 @@ def _environment(run_id: str, logs: Path, dsn: str, keys: dict[str, str]) -> dic
         "BACKBONE_PSEUDONYM_KEY": keys["pseudonym"],
         "BACKBONE_WEBHOOK_SECRET": keys["webhook"],
         "BACKBONE_TOKEN_SECRET": keys["token"],
+        # The sample routing's webhook secrets (deploy/notifications/routing.yaml).
+        **{
+            f"BACKBONE_NOTIFY_SECRET_{team}": keys["webhook"]
+            for team in ("HEALTH", "SOCIAL_CARE", "HOUSING")
+        },
         "BACKBONE_DATA_DIR": str(logs / "state"),
         "BACKBONE_WORKER_PORT": str(WORKER_PORT),
         "BACKBONE_WEBHOOK_PORT": str(WEBHOOK_PORT),

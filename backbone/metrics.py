@@ -63,3 +63,25 @@ MLLP_CONNECTIONS = Gauge(
     "MLLP connections the connector has open with senders",
     ["connector"],
 )
+
+# Alerts and their notifications (streams/alert_lifecycle.py).
+NOTIFICATIONS_SENT = Counter(
+    "backbone_notifications_sent_total",
+    "Notifications a channel delivered (webhook 2xx, SMTP relay accepted)",
+    ["channel", "stage"],
+)
+NOTIFICATIONS_FAILED = Counter(
+    "backbone_notifications_failed_total",
+    "Notifications a channel gave up on and dead-lettered",
+    ["channel", "stage"],
+)
+ALERTS_ESCALATED = Counter(
+    "backbone_alerts_escalated_total",
+    "Alerts escalated to their teams' escalation contacts, unacknowledged in time",
+    ["severity"],
+)
+OPEN_ALERTS = Gauge(
+    "backbone_alerts_open",
+    "Alerts open and not yet acknowledged, on the worker owning the alerts (0 elsewhere)",
+    ["severity"],
+)

@@ -88,8 +88,9 @@ class Topics:
         if name == self.connector_positions:
             # Latest position per key is all that matters; one partition keeps it simple.
             return 1, {"cleanup.policy": "compact"}
-        if name == self.identity_input:
-            # One resolver sees every record: candidates across all persons (README).
+        if name in (self.identity_input, self.alerts):
+            # One resolver sees every record: candidates across all persons; one lifecycle
+            # owner holds every alert, so it can list and filter them locally (README).
             return 1, {}
         return partitions, {}
 

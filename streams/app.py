@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import faust
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.pseudonyms import Pseudonymiser
 from backbone.topics import Topics, ensure_topics
+from streams.alert_api import AlertApi
+from streams.alert_lifecycle import AlertLifecycle
 from streams.api import CoordinatorApi
 from streams.audit import AuditTrail
 from streams.coordinator_page import serve_coordinator_page
@@ -19,7 +23,8 @@ from streams.timeline import Timelines
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
-    """A Faust app with the identity and timeline processors and the coordinator API."""
+    """A Faust app with the identity, timeline and alert lifecycle processors and the
+    coordinator API."""
     app = faust.App(
         f"{settings.topic_prefix}-streams",
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
@@ -33,6 +38,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.worker_session_timeout_s,
         autodiscover=False,
     )
     bridge_faust_sensors(app)
@@ -43,7 +49,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
     dead_letters = DeadLetters(app, codec, topics)
     identity = Identity(app, topics, dead_letters)
     timelines = Timelines(app, topics, dead_letters)
-    CoordinatorApi(
+    lifecycle = AlertLifecycle(app, codec, topics, dead_letters, settings, os.environ)
+    api = CoordinatorApi(
         app,
         token_secret=settings.token_secret.get_secret_value().encode(),
         pseudonyms=Pseudonymiser(settings.pseudonym_key.get_secret_value().encode()),
@@ -51,6 +58,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         identity=identity,
         timelines=timelines,
     )
+    AlertApi(api, lifecycle, settings.alert_change_timeout_s)
     serve_coordinator_page(app)
     return app
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field, SecretStr
 
 from backbone.settings import BackboneSettings
+from streams.notifications.settings import NotificationSettings
 
 
-class WorkerSettings(BackboneSettings):
-    """The Faust worker: its web server (API, /metrics) and table store."""
+class WorkerSettings(BackboneSettings, NotificationSettings):
+    """The Faust worker: its web server (API, /metrics), table store, alert lifecycle and the
+    notifications of alerts."""
 
     worker_host: str = Field("127.0.0.1", description="Address the worker's HTTP API binds")
     worker_port: int = Field(6066, description="Port of the coordinator API and /metrics")
@@ -25,8 +28,38 @@ class WorkerSettings(BackboneSettings):
         "rocksdb", description="Where tables live between changelog recoveries"
     )
     token_secret: SecretStr = Field(description="Secret that signs coordinator tokens")
+    worker_session_timeout_s: float = Field(
+        60.0,
+        ge=6,
+        description="Seconds without heartbeat before Kafka gives a dead worker's partitions to "
+        "the others (and to a restarted worker)",
+    )
+    alert_escalation_urgent_s: float = Field(
+        3600.0, gt=0, description="Seconds an urgent alert may stay unacknowledged"
+    )
+    alert_escalation_high_s: float = Field(
+        4 * 3600.0, gt=0, description="Seconds a high alert may stay unacknowledged"
+    )
+    alert_escalation_warning_s: float = Field(
+        24 * 3600.0, gt=0, description="Seconds a warning alert may stay unacknowledged"
+    )
+    alert_escalation_check_s: float = Field(
+        30.0, gt=0, description="How often the alert owner looks for alerts to escalate"
+    )
+    alert_change_timeout_s: float = Field(
+        10.0, gt=0, description="How long the API waits for an acknowledge/resolve to apply"
+    )
 
     @property
     def worker_url(self) -> str:
         """Where the other workers of the group reach this worker's API."""
         return self.worker_advertised_url or f"http://{self.worker_host}:{self.worker_port}"
+
+    @property
+    def escalate_after(self) -> dict[str, timedelta]:
+        """Escalation time per severity; `info` alerts are never escalated."""
+        return {
+            "urgent": timedelta(seconds=self.alert_escalation_urgent_s),
+            "high": timedelta(seconds=self.alert_escalation_high_s),
+            "warning": timedelta(seconds=self.alert_escalation_warning_s),
+        }
