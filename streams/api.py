@@ -319,12 +319,18 @@ async def json_body(view: View, request: Request) -> dict[str, Any]:
 
 
 def _review_decision(body: dict[str, Any]) -> tuple[str, str]:
-    decision, reason = body.get("decision"), body.get("reason")
+    decision = body.get("decision")
     if decision not in ("match", "no_match"):
         raise ApiError(400, "invalid_body", "decision: must be match or no_match")
+    return decision, reason_of(body)
+
+
+def reason_of(body: dict[str, Any]) -> str:
+    """The `reason` a change to someone's records must give."""
+    reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise ApiError(400, "invalid_body", "reason: a reason is required")
-    return decision, reason.strip()
+    return reason.strip()
 
 
 def required_parameter(request: Request, name: str) -> str:

@@ -12,6 +12,7 @@ from streams.audit import AuditTrail
 from streams.dead_letters import DeadLetters
 from streams.faust_sensors import bridge_faust_sensors
 from streams.identity import Identity
+from streams.identity_api import IdentityPages
 from streams.lag import watch_consumer_lag
 from streams.settings import WorkerSettings
 from streams.timeline import Timelines
@@ -42,7 +43,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     dead_letters = DeadLetters(app, codec, topics)
     identity = Identity(app, topics, dead_letters)
     timelines = Timelines(app, topics, dead_letters)
-    CoordinatorApi(
+    api = CoordinatorApi(
         app,
         token_secret=settings.token_secret.get_secret_value().encode(),
         pseudonyms=Pseudonymiser(settings.pseudonym_key.get_secret_value().encode()),
@@ -50,6 +51,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         identity=identity,
         timelines=timelines,
     )
+    IdentityPages(api)
     return app
 
 

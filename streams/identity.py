@@ -25,6 +25,7 @@ from backbone.logging import get_logger
 from backbone.metrics import EVENTS_IN, EVENTS_OUT
 from backbone.topics import Topics
 from streams.dead_letters import DeadLetters
+from streams.identity_commands import IDENTITY_COMMAND, IdentityCommands
 from streams.linkage import Decision, Outcome, Resolver, ResolverState, person_id
 
 log = get_logger(__name__)
@@ -85,6 +86,7 @@ class Identity:
         # Possible matches waiting for a coordinator: review id (the record id) -> the case.
         self.reviews = app.Table("review-queue", default=None, partitions=1)
         self.resolver = Resolver(state=self.state)
+        self.commands = IdentityCommands(self)
         self.person_events = app.topic(
             topics.person_events, key_serializer="raw", value_serializer="raw"
         )
@@ -110,9 +112,11 @@ class Identity:
 
         async def identify(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             async for event in stream.events():
-                command = (event.headers or {}).get(REVIEW_DECISION)
-                if command is not None:
-                    await self.decide_review(json.loads(command))
+                headers = event.headers or {}
+                if REVIEW_DECISION in headers:
+                    await self.decide_review(json.loads(headers[REVIEW_DECISION]))
+                elif IDENTITY_COMMAND in headers:
+                    await self.commands.apply(json.loads(headers[IDENTITY_COMMAND]))
                 else:
                     await self.identify(event)
                 yield None
@@ -215,22 +219,41 @@ class Identity:
         if command["decision"] != "match":
             return
         clusters = self.resolver.clusters
-        roots = {
+        roots = [
             clusters.root(case["record_id"]),
             clusters.root(case["evidence"]["candidate_record_id"]),
-        }
-        if len(roots) == 1:
+        ]
+        if roots[0] == roots[1]:
             return
-        survivor_root = clusters.join(*roots)
-        survivor = person_id(survivor_root)
         reason = f"coordinator {command['coordinator']}: {command['reason']}"
-        members: list[str] = self.members.get(survivor) or []
-        for root in roots - {survivor_root}:
-            members = await self._merge(person_id(root), survivor, reason, members)
-        self.members[survivor] = members
+        survivor = await self.join_persons(roots, {"basis": "coordinator", "reason": reason})
         link = {**case, "basis": "coordinator", "outcome": "match", "reason": reason}
         link.pop("review_id", None)
         await self._send_change(survivor, {"change": "link", "link": link})
+
+    async def join_persons(self, roots: list[str], link: dict[str, Any]) -> str:
+        """Make the persons of these root records one; returns the surviving person id.
+
+        For a merge someone asserted (a coordinator, a hospital's A40) rather than one the
+        resolver found: each record of an absorbed person is relinked with `link` (basis, who,
+        why), sent before the merge on the absorbed person's key so the timeline applies it
+        first and moves it along with the rest.
+        """
+        clusters = self.resolver.clusters
+        survivor_root = roots[0]
+        for root in roots[1:]:
+            survivor_root = clusters.join(survivor_root, clusters.root(root))
+        survivor = person_id(survivor_root)
+        members: list[str] = self.members.get(survivor) or []
+        for absorbed in dict.fromkeys(person_id(root) for root in roots):
+            if absorbed == survivor:
+                continue
+            for record_id in self.members.get(absorbed) or []:
+                relinked = {"record_id": record_id, "outcome": "match", **link}
+                await self._send_change(absorbed, {"change": "link", "link": relinked})
+            members = await self._merge(absorbed, survivor, link["reason"], members)
+        self.members[survivor] = members
+        return survivor
 
     async def _send_decision(self, record_id: str, person_id: str) -> None:
         value = {"record_id": record_id, "person_id": person_id}

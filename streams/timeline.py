@@ -167,7 +167,11 @@ class Timelines:
         if change["change"] == "link":
             # The newest decision on a record wins (a coordinator's over the resolver's).
             link = change["link"]
-            if timeline.get("links", {}).get(link["record_id"]) != link:
+            known = timeline.get("links", {}).get(link["record_id"])
+            if known is not None and "agency" not in link:
+                # A relink by a merge someone asserted names the basis, not the agency.
+                link = {"agency": known.get("agency"), **link}
+            if known != link:
                 timeline["links"] = {**timeline.get("links", {}), link["record_id"]: link}
                 self.table[person_id] = timeline
             return

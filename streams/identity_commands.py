@@ -1,0 +1,101 @@
+"""Coordinators' identity changes, applied by the identity resolver's one writer.
+
+A merge (and, later, a split or an erasure) is a command on `identity-input`, the one-partition
+topic the resolver reads: applied in order with the records it resolves, on the worker that
+holds the resolver's tables. The API page that sent it runs on that same worker (it is routed
+to the owner of the resolver's partition) and waits for the outcome, so it can answer with the
+resulting person ids; a command not applied in time stays queued and is answered `202`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from backbone.logging import get_logger
+from streams.linkage import person_id
+
+if TYPE_CHECKING:
+    from streams.identity import Identity
+
+log = get_logger(__name__)
+# Header of a coordinator's identity command on identity-input.
+IDENTITY_COMMAND = "identity_command"
+COMMAND_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """What a command did: an HTTP status and the answer's body."""
+
+    status: int
+    body: dict[str, Any]
+
+    @classmethod
+    def refused(cls, status: int, code: str, detail: str) -> CommandOutcome:
+        """A command the resolver could not apply, with the field that made it so."""
+        return cls(status, {"error": code, "detail": detail})
+
+
+@dataclass
+class IdentityCommands:
+    """Sends identity commands to the resolver's agent, applies them there, and hands the
+    outcome back to the waiting request."""
+
+    identity: Identity
+    _waiting: dict[str, asyncio.Future[CommandOutcome]] = field(default_factory=dict)
+
+    async def request(self, command: dict[str, Any]) -> tuple[str, CommandOutcome | None]:
+        """Queue `command` for the resolver; its id and outcome (None: not applied in time)."""
+        command_id = str(uuid.uuid4())
+        outcome: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
+        self._waiting[command_id] = outcome
+        try:
+            await self.identity.identity_input.send(
+                key=command_id.encode(),
+                value=b"",
+                headers={
+                    IDENTITY_COMMAND: json.dumps({**command, "command_id": command_id}).encode()
+                },
+            )
+            return command_id, await asyncio.wait_for(outcome, COMMAND_TIMEOUT_S)
+        except TimeoutError:
+            return command_id, None
+        finally:
+            self._waiting.pop(command_id, None)
+
+    async def apply(self, command: dict[str, Any]) -> None:
+        """Apply one command read from identity-input (the resolver's agent calls this)."""
+        kind = command.get("command")
+        if kind == "merge":
+            outcome = await self.merge(command)
+        else:
+            outcome = CommandOutcome.refused(400, "invalid_command", f"command: unknown {kind}")
+        log.info("identity_command_applied", command=kind, status=outcome.status)
+        waiting = self._waiting.get(command.get("command_id", ""))
+        if waiting is not None and not waiting.done():
+            waiting.set_result(outcome)
+
+    async def merge(self, command: dict[str, Any]) -> CommandOutcome:
+        """A coordinator's merge of two persons: one person, whose links say who and why."""
+        identity = self.identity
+        roots: list[str] = []
+        for asked in command["person_ids"]:
+            records = identity.members.get(asked)
+            if not records:
+                return CommandOutcome.refused(
+                    404, "not_found", f"person_ids: no person {asked} (or merged into another)"
+                )
+            roots.append(identity.resolver.clusters.root(records[0]))
+        link = {
+            "basis": "coordinator",
+            "outcome": "match",
+            "coordinator": command["coordinator"],
+            "reason": command["reason"],
+        }
+        survivor = await identity.join_persons(roots, link)
+        merged = sorted({person_id(root) for root in roots} - {survivor})
+        return CommandOutcome(200, {"person_id": survivor, "merged_person_ids": merged})

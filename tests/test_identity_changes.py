@@ -1,0 +1,83 @@
+"""Identity changes someone asserts, against the real broker and a real worker: a coordinator's
+merge of two persons, a hospital's A40 merge of two hospital numbers.
+
+The worker, the social care webhook connector and the hospital publisher are those of
+tests/test_identity_resolution.py (its `backbone` fixture, one worker for this module).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from tests import test_identity_resolution as resolution
+from tests.conftest import distinct_identity
+from tests.test_identity_resolution import WAIT_S, Backbone, case_person
+
+# The worker, connector and hospital of the resolution tests: one set for this module.
+backbone = resolution.backbone
+
+
+def links_by_record(backbone: Backbone, person_id: str, count: int) -> dict[str, dict[str, Any]]:
+    return {link["record_id"]: link for link in backbone.links_of(person_id, count)}
+
+
+def wait_for_basis(
+    backbone: Backbone, person_id: str, record_id: str, basis: str
+) -> dict[str, Any]:
+    """The link of `record_id` on the person once its basis is `basis`."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        links = links_by_record(backbone, person_id, 1)
+        if links.get(record_id, {}).get("basis") == basis:
+            return links[record_id]
+        assert time.monotonic() < deadline, links
+        time.sleep(0.2)
+
+
+def test_a_coordinator_merges_two_persons(backbone: Backbone) -> None:
+    family, given, born = distinct_identity()
+    other_family, other_given, other_born = distinct_identity()
+    cared_for = case_person(family, given, born, postcode="LS6 1AA")
+    care_event = backbone.deliver(cared_for, days=9)
+    first = backbone.lookup("social_care", "case_person_id", cared_for.case_person_id)
+    hospital_number = uuid.uuid4().hex[:8]
+    admitted = backbone.hospital.admit(hospital_number, other_family, other_given, other_born)
+    second = backbone.lookup("health", "MR", hospital_number)
+    assert first != second
+    reason = "same person: confirmed with the family"
+
+    bad = [
+        backbone.api.post("/persons/merge", json={"person_ids": [first], "reason": reason}),
+        backbone.api.post("/persons/merge", json={"person_ids": [first, second]}),
+        backbone.api.post("/persons/merge", content=b"not json"),
+    ]
+    unknown = backbone.api.post(
+        "/persons/merge", json={"person_ids": [first, "Pnobody"], "reason": reason}
+    )
+    merged = backbone.api.post(
+        "/persons/merge", json={"person_ids": [second, first], "reason": reason}
+    )
+
+    assert [answer.status_code for answer in bad] == [400, 400, 400]
+    assert [answer.json()["detail"].split(":")[0] for answer in bad] == [
+        "person_ids",
+        "reason",
+        "body",
+    ]
+    assert unknown.status_code == 404 and "Pnobody" in unknown.json()["detail"]
+    assert merged.status_code == 200, merged.text
+    # The earlier-seen person's id survives every merge.
+    assert merged.json() == {"person_id": first, "merged_person_ids": [second]}
+    backbone.timeline_with(first, {care_event, admitted})
+    assert backbone.api.get(f"/persons/{second}/timeline").status_code == 301
+    backbone.lookup_until("health", "MR", hospital_number, first)
+    record_id = backbone.hospital.pseudonyms.record_id("health", "MR", hospital_number)
+    link = wait_for_basis(backbone, first, record_id, "coordinator")
+    assert link["coordinator"] == "coordinator" and link["reason"] == reason
+    assert link["agency"] == "health"
+    again = backbone.api.post(
+        "/persons/merge", json={"person_ids": [first, second], "reason": reason}
+    )
+    assert again.status_code == 404  # the absorbed person is no longer one
