@@ -144,6 +144,9 @@ class Identity:
         for member in record.get("household") or []:
             await self._record(self.resolver.resolve(member["subject"]), agency)
             relationships[member["subject"]["record_id"]] = member["relationship"]
+        prior_record_id = record.get("merged_record_id")
+        if prior_record_id:
+            await self._join_hospital_records(subject["record_id"], prior_record_id)
         # Asked after every resolution: a household member's record may have merged persons.
         person_id = self.resolver.person_of(subject["record_id"])
         household = {
@@ -160,6 +163,18 @@ class Identity:
         )
         EVENTS_OUT.labels(PROCESSOR, agency, self.person_events.get_topic_name()).inc()
         log.debug("event_identified", event_id=envelope["event_id"], person_id=person_id)
+
+    async def _join_hospital_records(self, record_id: str, prior_record_id: str) -> None:
+        """HL7 A40: the hospital merged a prior hospital number into this one: one person."""
+        if prior_record_id not in self.state.records:
+            # Never seen: nothing of it to move. Its own events, should any come, link to
+            # this person the usual way.
+            log.info("merged_record_unknown", record_id=record_id)
+            return
+        clusters = self.resolver.clusters
+        roots = [clusters.root(record_id), clusters.root(prior_record_id)]
+        if roots[0] != roots[1]:
+            await self.join_persons(roots, {"basis": "deterministic", "reason": "HL7 A40"})
 
     async def _record(self, decision: Decision, agency: str) -> None:
         """Publish what a decision changed: a newly linked record, and any merged persons."""

@@ -81,3 +81,27 @@ def test_a_coordinator_merges_two_persons(backbone: Backbone) -> None:
         "/persons/merge", json={"person_ids": [first, second], "reason": reason}
     )
     assert again.status_code == 404  # the absorbed person is no longer one
+
+
+def test_an_hl7_a40_merges_the_prior_hospital_numbers_person(backbone: Backbone) -> None:
+    family, given, born = distinct_identity()
+    other_family, other_given, other_born = distinct_identity()
+    prior_number, number = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    before = backbone.hospital.admit(prior_number, family, given, born, days_ago=40)
+    prior = backbone.lookup("health", "MR", prior_number)
+    # The hospital registered her again under another name by mistake, then merged the two.
+    admitted = backbone.hospital.admit(number, other_family, other_given, other_born, days_ago=8)
+    current = backbone.lookup("health", "MR", number)
+    assert prior != current
+
+    merge = backbone.hospital.admit(
+        number, other_family, other_given, other_born, days_ago=1, merged_number=prior_number
+    )
+
+    timeline = backbone.timeline_with(prior, {before, admitted, merge})
+    assert [e["event_id"] for e in timeline["events"]] == [before, admitted, merge]
+    assert backbone.api.get(f"/persons/{current}/timeline").status_code == 301
+    backbone.lookup_until("health", "MR", number, prior)
+    record_id = backbone.hospital.pseudonyms.record_id("health", "MR", number)
+    link = wait_for_basis(backbone, prior, record_id, "deterministic")
+    assert link["reason"] == "HL7 A40"
