@@ -81,6 +81,7 @@ class Identity:
                 "linkage-person-national-ids", default=None, partitions=1
             ),
             counters=app.Table("linkage-counters", default=None, partitions=1),
+            apart=app.Table("linkage-apart", default=None, partitions=1),
         )
         self.members = app.Table("linkage-members", default=None, partitions=1)
         # Possible matches waiting for a coordinator: review id (the record id) -> the case.
@@ -186,9 +187,9 @@ class Identity:
         if decision.record_id not in members:
             members = [*members, decision.record_id]
         self.members[decision.person_id] = members
-        await self._send_decision(decision.record_id, decision.person_id)
+        await self.send_decision(decision.record_id, decision.person_id)
         link = {"record_id": decision.record_id, "agency": agency, **link_of(decision)}
-        await self._send_change(decision.person_id, {"change": "link", "link": link})
+        await self.send_change(decision.person_id, {"change": "link", "link": link})
         if decision.outcome is Outcome.POSSIBLE_MATCH:
             self.reviews[decision.record_id] = {"review_id": decision.record_id, **link}
         log.info(
@@ -208,8 +209,8 @@ class Identity:
         if absorbed in self.members:
             del self.members[absorbed]
         for record_id in moved:
-            await self._send_decision(record_id, survivor)
-        await self._send_change(absorbed, {"change": "merge", "into": survivor, "reason": reason})
+            await self.send_decision(record_id, survivor)
+        await self.send_change(absorbed, {"change": "merge", "into": survivor, "reason": reason})
         log.info("persons_merged", absorbed=absorbed, survivor=survivor)
         return [*members, *(record_id for record_id in moved if record_id not in members)]
 
@@ -244,7 +245,7 @@ class Identity:
         survivor = await self.join_persons(roots, {"basis": "coordinator", "reason": reason})
         link = {**case, "basis": "coordinator", "outcome": "match", "reason": reason}
         link.pop("review_id", None)
-        await self._send_change(survivor, {"change": "link", "link": link})
+        await self.send_change(survivor, {"change": "link", "link": link})
 
     async def join_persons(self, roots: list[str], link: dict[str, Any]) -> str:
         """Make the persons of these root records one; returns the surviving person id.
@@ -265,14 +266,14 @@ class Identity:
                 continue
             for record_id in self.members.get(absorbed) or []:
                 relinked = {"record_id": record_id, "outcome": "match", **link}
-                await self._send_change(absorbed, {"change": "link", "link": relinked})
+                await self.send_change(absorbed, {"change": "link", "link": relinked})
             members = await self._merge(absorbed, survivor, link["reason"], members)
         self.members[survivor] = members
         return survivor
 
-    async def _send_decision(self, record_id: str, person_id: str) -> None:
+    async def send_decision(self, record_id: str, person_id: str) -> None:
         value = {"record_id": record_id, "person_id": person_id}
         await self.decisions.send(key=record_id.encode(), value=value)
 
-    async def _send_change(self, person_id: str, change: dict[str, Any]) -> None:
+    async def send_change(self, person_id: str, change: dict[str, Any]) -> None:
         await self.changes.send(key=person_id.encode(), value={"person_id": person_id, **change})

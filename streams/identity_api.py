@@ -1,4 +1,4 @@
-"""The coordinator API's identity changes: merging two persons (shared/spec/api.md).
+"""The coordinator API's identity changes: merging two persons, splitting one (api.md).
 
 The page runs on the worker holding the identity resolver's one partition (any other worker
 forwards it there), sends the change to the resolver as a command on `identity-input` and
@@ -21,11 +21,12 @@ READ_ONLY_ROLES = frozenset({"auditor"})
 
 
 class IdentityPages:
-    """Registers `POST /persons/merge` on the coordinator API."""
+    """Registers `POST /persons/merge` and `POST /persons/{id}/split` on the coordinator API."""
 
     def __init__(self, api: CoordinatorApi) -> None:
         self.api = api
         api.post_page("/persons/merge", self.merge)
+        api.post_page("/persons/{person_id}/split", self.split)
 
     async def merge(self, view: View, request: Request) -> Response:
         """`POST /persons/merge` `{"person_ids": [a, b], "reason"}` -> the resulting person."""
@@ -40,6 +41,23 @@ class IdentityPages:
             return await self._command(view, request, caller, command)
 
         return await self.api.coordinator_request(view, request, "POST /persons/merge", answer)
+
+    async def split(self, view: View, request: Request, person_id: str) -> Response:
+        """`POST /persons/{id}/split` `{"records": [record_id, ...], "reason"}` -> both persons."""
+
+        async def answer(caller: Coordinator) -> Response:
+            body = await json_body(view, request)
+            command = {
+                "command": "split",
+                "person_id": person_id,
+                "records": _records(body),
+                "reason": reason_of(body),
+            }
+            return await self._command(view, request, caller, command)
+
+        return await self.api.coordinator_request(
+            view, request, "POST /persons/{person_id}/split", answer
+        )
 
     async def _command(
         self, view: View, request: Request, caller: Coordinator, command: dict[str, Any]
@@ -68,6 +86,19 @@ def _two_persons(body: dict[str, Any]) -> list[str]:
     if person_ids[0] == person_ids[1]:
         raise ApiError(400, "invalid_body", "person_ids: two different persons are required")
     return person_ids
+
+
+def _records(body: dict[str, Any]) -> list[str]:
+    records = body.get("records")
+    if (
+        not isinstance(records, list)
+        or not records
+        or not all(isinstance(each, str) and each for each in records)
+    ):
+        raise ApiError(
+            400, "invalid_body", "records: a list of record ids (from /links) is required"
+        )
+    return list(dict.fromkeys(records))
 
 
 def _answer(view: View, command_id: str, outcome: CommandOutcome | None) -> Response:

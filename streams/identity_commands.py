@@ -72,6 +72,8 @@ class IdentityCommands:
         kind = command.get("command")
         if kind == "merge":
             outcome = await self.merge(command)
+        elif kind == "split":
+            outcome = await self.split(command)
         else:
             outcome = CommandOutcome.refused(400, "invalid_command", f"command: unknown {kind}")
         log.info("identity_command_applied", command=kind, status=outcome.status)
@@ -99,3 +101,65 @@ class IdentityCommands:
         survivor = await identity.join_persons(roots, link)
         merged = sorted({person_id(root) for root in roots} - {survivor})
         return CommandOutcome(200, {"person_id": survivor, "merged_person_ids": merged})
+
+    async def split(self, command: dict[str, Any]) -> CommandOutcome:
+        """A coordinator's split: the listed records of a person become a person of their own.
+
+        The group holding the person's first record keeps the person id; the other group's
+        records are re-decided onto the new person, whose timeline takes their events, and the
+        resolver keeps the two apart from then on.
+        """
+        identity = self.identity
+        asked = command["person_id"]
+        members: list[str] = identity.members.get(asked) or []
+        if not members:
+            return CommandOutcome.refused(
+                404, "not_found", f"no person {asked} (or merged into another)"
+            )
+        leaving = set(command["records"])
+        refused = _refused_split(asked, members, leaving)
+        if refused is not None:
+            return refused
+        roots = identity.resolver.clusters.split(members, leaving)
+        staying, split_off = (person_id(root) for root in roots)
+        groups = {
+            staying: [record_id for record_id in members if record_id not in leaving],
+            split_off: [record_id for record_id in members if record_id in leaving],
+        }
+        moved_to = split_off if staying == asked else staying
+        for person, records in groups.items():
+            identity.members[person] = records
+        link = {
+            "basis": "coordinator",
+            "outcome": "split",
+            "coordinator": command["coordinator"],
+            "reason": command["reason"],
+            "split_from": asked,
+        }
+        for record_id in groups[moved_to]:
+            await identity.send_decision(record_id, moved_to)
+        # On the asked person's key: its timeline relinks the listed records, then moves the
+        # moved group's events and links to their new person.
+        change = {
+            "change": "split",
+            "records": groups[moved_to],
+            "into": moved_to,
+            "listed": groups[split_off],
+            "link": link,
+        }
+        await identity.send_change(asked, change)
+        log.info("person_split", person_id=asked, staying=staying, split_off=split_off)
+        return CommandOutcome(200, {"person_id": split_off, "remaining_person_id": staying})
+
+
+def _refused_split(asked: str, members: list[str], leaving: set[str]) -> CommandOutcome | None:
+    strangers = sorted(leaving - set(members))
+    if strangers:
+        return CommandOutcome.refused(
+            400, "invalid_body", f"records: {strangers[0]} is not a record of person {asked}"
+        )
+    if leaving >= set(members):
+        return CommandOutcome.refused(
+            400, "invalid_body", "records: at least one record must stay with the person"
+        )
+    return None
