@@ -124,7 +124,10 @@ class Identity:
 
         async def keep_links(stream: faust.StreamT[dict[str, Any]]) -> AsyncIterator[None]:
             async for decision in stream:
-                self.links[decision["record_id"]] = decision["person_id"]
+                if decision["person_id"] is not None:
+                    self.links[decision["record_id"]] = decision["person_id"]
+                elif decision["record_id"] in self.links:
+                    del self.links[decision["record_id"]]  # erased: a tombstone
                 yield None
 
         app.agent(agency_events, name=f"{PROCESSOR}-forward")(forward)

@@ -1,10 +1,12 @@
-"""Coordinators' identity changes, applied by the identity resolver's one writer.
+"""Identity changes someone asks for, applied by the identity resolver's one writer.
 
-A merge (and, later, a split or an erasure) is a command on `identity-input`, the one-partition
+A merge, a split or an erasure is a command on `identity-input`, the one-partition
 topic the resolver reads: applied in order with the records it resolves, on the worker that
 holds the resolver's tables. The API page that sent it runs on that same worker (it is routed
 to the owner of the resolver's partition) and waits for the outcome, so it can answer with the
 resulting person ids; a command not applied in time stays queued and is answered `202`.
+An erasure comes from `backbone erase` (backbone/erasure.py), which waits for its confirmation
+on `identity-decisions`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from backbone.erasure import ERASE, IDENTITY_COMMAND_HEADER
 from backbone.logging import get_logger
 from streams.linkage import person_id
 
@@ -22,8 +25,7 @@ if TYPE_CHECKING:
     from streams.identity import Identity
 
 log = get_logger(__name__)
-# Header of a coordinator's identity command on identity-input.
-IDENTITY_COMMAND = "identity_command"
+IDENTITY_COMMAND = IDENTITY_COMMAND_HEADER
 COMMAND_TIMEOUT_S = 10.0
 
 
@@ -74,6 +76,8 @@ class IdentityCommands:
             outcome = await self.merge(command)
         elif kind == "split":
             outcome = await self.split(command)
+        elif kind == ERASE:
+            outcome = await self.erase(command)
         else:
             outcome = CommandOutcome.refused(400, "invalid_command", f"command: unknown {kind}")
         log.info("identity_command_applied", command=kind, status=outcome.status)
@@ -150,6 +154,52 @@ class IdentityCommands:
         await identity.send_change(asked, change)
         log.info("person_split", person_id=asked, staying=staying, split_off=split_off)
         return CommandOutcome(200, {"person_id": split_off, "remaining_person_id": staying})
+
+    async def erase(self, command: dict[str, Any]) -> CommandOutcome:
+        """Forget the person an agency record belongs to: every record of theirs leaves the
+        resolver's tables, the lookup and the review queue, and their timeline is deleted;
+        deleting from a table writes a tombstone to its changelog, so a worker recovering on
+        empty state does not bring any of it back. Confirmed on `identity-decisions`."""
+        identity = self.identity
+        record_id = command["record_id"]
+        if record_id not in identity.state.records:
+            await self._confirm_erasure(command, None, [])
+            return CommandOutcome.refused(404, "not_found", "no person has that identifier")
+        erased = identity.resolver.person_of(record_id)
+        records: list[str] = identity.members.get(erased) or [record_id]
+        _delete(identity.members, erased)
+        for case_id, case in list(identity.reviews.items()):
+            candidate = (case.get("evidence") or {}).get("candidate_record_id")
+            if case_id in records or candidate in records:
+                _delete(identity.reviews, case_id)
+        identity.state.forget(set(records))
+        # Every person id the records ever had: each was the person of a root among them.
+        for person in dict.fromkeys([erased, *(person_id(each) for each in records)]):
+            await identity.send_change(person, {"change": "erase"})
+        await self._confirm_erasure(command, erased, records)
+        log.info("person_erased", records=len(records))
+        return CommandOutcome(200, {"person_id": erased, "records": len(records)})
+
+    async def _confirm_erasure(
+        self, command: dict[str, Any], erased: str | None, records: list[str]
+    ) -> None:
+        """Unlink every record (the lookup's table deletes them), the asked one last, with the
+        command id for `backbone erase` to read."""
+        asked = command["record_id"]
+        for record_id in [*(each for each in records if each != asked), asked]:
+            decision: dict[str, Any] = {"record_id": record_id, "person_id": None}
+            if record_id == asked:
+                decision |= {
+                    "command_id": command["command_id"],
+                    "erased_person_id": erased,
+                    "records": len(records),
+                }
+            await self.identity.decisions.send(key=record_id.encode(), value=decision)
+
+
+def _delete(table: Any, key: str) -> None:
+    if key in table:
+        del table[key]
 
 
 def _refused_split(asked: str, members: list[str], leaving: set[str]) -> CommandOutcome | None:

@@ -159,6 +159,11 @@ class Timelines:
     async def apply(self, change: dict[str, Any]) -> None:
         """Apply an identity change keyed by this person: a link, a merge, moved contents."""
         person_id = change["person_id"]
+        if change["change"] == "erase":
+            if person_id in self.table:
+                del self.table[person_id]  # a tombstone on the changelog: gone on recovery
+                log.info("timeline_erased", person_id=person_id)
+            return
         timeline: Timeline = dict(self.table[person_id])
         if "merged_into" in timeline and change["change"] != "merge":
             await self._move(timeline["merged_into"], _contents_of(change))

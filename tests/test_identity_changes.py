@@ -1,5 +1,6 @@
 """Identity changes someone asserts, against the real broker and a real worker: a coordinator's
-merge of two persons, a hospital's A40 merge of two hospital numbers, a coordinator's split.
+merge of two persons, a hospital's A40 merge of two hospital numbers, a coordinator's split,
+and `backbone erase` (last: it restarts the worker on empty state).
 
 The worker, the social care webhook connector and the hospital publisher are those of
 tests/test_identity_resolution.py (its `backbone` fixture, one worker for this module).
@@ -7,10 +8,18 @@ tests/test_identity_resolution.py (its `backbone` fixture, one worker for this m
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
+from backbone.codec import AvroCodec, SchemaStore
+from backbone.kafka_probe import read_all
+from backbone.settings import REPO_ROOT
+from backbone.tokens import issue_token
+from backbone.topics import Topics
 from tests import test_identity_resolution as resolution
 from tests.conftest import distinct_identity, wait_until
 from tests.test_identity_resolution import WAIT_S, Backbone, case_person
@@ -167,3 +176,111 @@ def test_a_coordinator_splits_a_record_off_and_it_stays_apart(backbone: Backbone
     assert backbone.lookup("health", "MR", hospital_number) == split_off
     assert backbone.lookup("social_care", "case_person_id", cared_for.case_person_id) == person
     assert event_ids_of(backbone, person) == {care_event, closed}
+
+
+def review_ids(backbone: Backbone, role: str) -> set[str]:
+    """The review queue as a coordinator in `role` sees it."""
+    token = issue_token(backbone.env["BACKBONE_TOKEN_SECRET"].encode(), "rev", ["team"], role)
+    answer = backbone.api.get("/review", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    return {case["review_id"] for case in answer.json()["reviews"]}
+
+
+def test_the_review_queue_shows_each_role_the_agencies_it_may_see(backbone: Backbone) -> None:
+    family, _, born = distinct_identity()
+    first_number, second_number = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    backbone.hospital.admit(first_number, family, "Amelia", born, postcode="LS6 1AA")
+    backbone.lookup("health", "MR", first_number)
+    backbone.hospital.admit(second_number, family, "Olivia", born, postcode="LS6 1AA")  # a twin
+    twin = backbone.lookup("health", "MR", second_number)
+    review_id = backbone.links_of(twin, 1)[0]["record_id"]
+    wait_until(
+        lambda: review_id in review_ids(backbone, "health_practitioner"), 30, "the health case"
+    )
+
+    assert review_id not in review_ids(backbone, "social_worker")  # health details: not theirs
+    assert review_ids(backbone, "auditor") == set()
+    token = issue_token(
+        backbone.env["BACKBONE_TOKEN_SECRET"].encode(), "officer", ["housing"], "housing_officer"
+    )
+    refused = backbone.api.post(
+        f"/review/{review_id}",
+        json={"decision": "no_match", "reason": "twins"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert refused.status_code == 403
+    assert review_id in review_ids(backbone, "safeguarding_lead")
+
+
+def backbone_erase(backbone: Backbone, *identifier: str) -> subprocess.CompletedProcess[str]:
+    agency, id_type, local_id = identifier
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "backbone", "erase", "--agency", agency, "--id-type", id_type),
+            *("--id", local_id, "--reason", "erasure request ER-42", "--timeout", "30"),
+        ],
+        env=backbone.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def gone(backbone: Backbone, path: str, **params: str) -> bool:
+    return backbone.api.get(path, params=params).status_code == 404
+
+
+def all_gone(backbone: Backbone, person: str, identifiers: list[tuple[str, str, str]]) -> bool:
+    """No lookup finds the identifiers, and the person has no timeline and no links."""
+    return (
+        all(
+            gone(backbone, "/persons/lookup", agency=agency, id_type=id_type, id=local_id)
+            for agency, id_type, local_id in identifiers
+        )
+        and gone(backbone, f"/persons/{person}/timeline")
+        and gone(backbone, f"/persons/{person}/links")
+    )
+
+
+def test_erase_forgets_the_person_and_a_restarted_worker_does_not_bring_them_back(
+    backbone: Backbone, tmp_path: Path
+) -> None:
+    family, given, born = distinct_identity()
+    cared_for = case_person(family, given, born, postcode="LS6 1AA")
+    care_event = backbone.deliver(cared_for, days=4)
+    person = backbone.lookup("social_care", "case_person_id", cared_for.case_person_id)
+    hospital_number = uuid.uuid4().hex[:8]
+    admitted = backbone.hospital.admit(hospital_number, family, given, born, postcode="LS6 1AA")
+    assert backbone.lookup("health", "MR", hospital_number) == person
+    backbone.timeline_with(person, {care_event, admitted})
+    backbone.links_of(person, 2)
+
+    erased = backbone_erase(backbone, "health", "MR", hospital_number)
+    unknown = backbone_erase(backbone, "health", "MR", "never-seen")
+
+    assert erased.returncode == 0, erased.stderr
+    assert erased.stdout.strip() == f"erased person {person}: 2 agency record(s)"
+    assert unknown.returncode == 2 and "no person has that identifier" in unknown.stderr
+    identifiers = [
+        ("social_care", "case_person_id", cared_for.case_person_id),
+        ("health", "MR", hospital_number),
+    ]
+    wait_until(lambda: all_gone(backbone, person, identifiers), 30, "the person to be gone")
+    codec = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))
+    audit = [
+        codec.decode(record.value).record
+        for record in read_all(
+            backbone.env["BACKBONE_KAFKA_BOOTSTRAP"],
+            Topics(backbone.env["BACKBONE_TOPIC_PREFIX"]).audit,
+        )
+    ]
+    erasures = [(a["outcome"], a["purpose"]) for a in audit if a["action"] == "erase"]
+    assert sorted(erasures) == [(200, "erasure request ER-42"), (404, "erasure request ER-42")]
+
+    backbone.restart_worker(tmp_path / "state")
+
+    assert all_gone(backbone, person, identifiers)
+    # The resolver forgot the records too: the same details again make a new person.
+    again = case_person(family, given, born, postcode="LS6 1AA")
+    backbone.deliver(again)
+    assert backbone.lookup("social_care", "case_person_id", again.case_person_id) != person

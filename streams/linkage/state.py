@@ -21,6 +21,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.linkage.blocking import blocking_keys
 from streams.linkage.record import LinkageRecord
 
 MAX_VERSIONS = 4  # a record's details as they changed (a married name, a move); the last few
@@ -66,6 +67,30 @@ class ResolverState:
             holders = self.blocks.get(key, [])
             if record_id not in holders:
                 self.blocks[key] = [*holders, record_id]
+
+    def forget(self, record_ids: set[str]) -> None:
+        """Erase records: their details, index entries, national identifiers, cluster links."""
+        for record_id in record_ids:
+            for version in self.versions(record_id):
+                for key in blocking_keys(version):
+                    holders = [held for held in self.blocks.get(key, []) if held != record_id]
+                    _replace(self.blocks, key, holders)
+                if version.national_id and self.national_ids.get(version.national_id) in record_ids:
+                    del self.national_ids[version.national_id]
+            for table in (self.records, self.parents, self.person_national_ids, self.apart):
+                if record_id in table:
+                    del table[record_id]
+        for root, kept in list(self.apart.items()):
+            _replace(self.apart, root, [other for other in kept if other not in record_ids])
+
+
+def _replace(table: MutableMapping[str, list[str]], key: str, values: list[str]) -> None:
+    """Write `values` under `key`, or delete the key when there are none left."""
+    if values:
+        if values != table.get(key):
+            table[key] = values
+    elif key in table:
+        del table[key]
 
 
 class Clusters:
