@@ -9,8 +9,10 @@ Three agents (README, "Identity resolution on one partition"):
   from the decisions keyed by record id.
 
 Decisions and merges are events on Kafka: `identity-decisions` (per record, for the lookup) and
-`identity-changes` (per person: the records linked to it and why; merges into another person),
-which the timeline processor applies.
+`identity-changes` (per person: the records linked to it and why; merges into another person,
+splits, erasures), which the timeline processor applies. The changes someone asks for (a
+coordinator's merge or split, an erasure) are commands on `identity-input`, applied by
+`streams/identity_commands.py`; an HL7 A40 joins the prior hospital number's person here.
 """
 
 from __future__ import annotations
