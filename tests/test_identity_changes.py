@@ -178,6 +178,35 @@ def test_a_coordinator_splits_a_record_off_and_it_stays_apart(backbone: Backbone
     assert event_ids_of(backbone, person) == {care_event, closed}
 
 
+def test_splitting_off_the_first_record_keeps_its_person_id_with_it(backbone: Backbone) -> None:
+    family, given, born = distinct_identity()
+    cared_for = case_person(family, given, born, postcode="LS6 1AA")
+    care_event = backbone.deliver(cared_for, days=6)
+    person = backbone.lookup("social_care", "case_person_id", cared_for.case_person_id)
+    hospital_number = uuid.uuid4().hex[:8]
+    admitted = backbone.hospital.admit(hospital_number, family, given, born, postcode="LS6 1AA")
+    assert backbone.lookup("health", "MR", hospital_number) == person
+    backbone.timeline_with(person, {care_event, admitted})
+    care_record = next(
+        link["record_id"]
+        for link in backbone.links_of(person, 2)
+        if link["agency"] == "social_care"
+    )
+
+    answer = backbone.api.post(
+        f"/persons/{person}/split", json={"records": [care_record], "reason": "two people"}
+    )
+
+    assert answer.status_code == 200, answer.text
+    rest = answer.json()["remaining_person_id"]
+    assert answer.json() == {"person_id": person, "remaining_person_id": rest} and rest != person
+    backbone.timeline_with(rest, {admitted})
+    wait_until(lambda: event_ids_of(backbone, person) == {care_event}, 30, "the events to move")
+    backbone.lookup_until("health", "MR", hospital_number, rest)
+    assert backbone.lookup("social_care", "case_person_id", cared_for.case_person_id) == person
+    assert wait_for_basis(backbone, person, care_record, "coordinator")["outcome"] == "split"
+
+
 def review_ids(backbone: Backbone, role: str) -> set[str]:
     """The review queue as a coordinator in `role` sees it."""
     token = issue_token(backbone.env["BACKBONE_TOKEN_SECRET"].encode(), "rev", ["team"], role)
