@@ -23,11 +23,12 @@ from typing import Any
 
 import faust
 
+from backbone.erasure import IDENTITY_COMMAND_HEADER
 from backbone.logging import get_logger
 from backbone.metrics import EVENTS_IN, EVENTS_OUT
 from backbone.topics import Topics
 from streams.dead_letters import DeadLetters
-from streams.identity_commands import IDENTITY_COMMAND, IdentityCommands
+from streams.identity_commands import IdentityCommands
 from streams.linkage import Decision, Outcome, Resolver, ResolverState, person_id
 
 log = get_logger(__name__)
@@ -118,8 +119,8 @@ class Identity:
                 headers = event.headers or {}
                 if REVIEW_DECISION in headers:
                     await self.decide_review(json.loads(headers[REVIEW_DECISION]))
-                elif IDENTITY_COMMAND in headers:
-                    await self.commands.apply(json.loads(headers[IDENTITY_COMMAND]))
+                elif IDENTITY_COMMAND_HEADER in headers:
+                    await self.commands.apply(json.loads(headers[IDENTITY_COMMAND_HEADER]))
                 else:
                     await self.identify(event)
                 yield None

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from streams.identity import Identity
 
 log = get_logger(__name__)
-IDENTITY_COMMAND = IDENTITY_COMMAND_HEADER
 COMMAND_TIMEOUT_S = 10.0
 
 
@@ -60,7 +59,9 @@ class IdentityCommands:
                 key=command_id.encode(),
                 value=b"",
                 headers={
-                    IDENTITY_COMMAND: json.dumps({**command, "command_id": command_id}).encode()
+                    IDENTITY_COMMAND_HEADER: json.dumps(
+                        {**command, "command_id": command_id}
+                    ).encode()
                 },
             )
             return command_id, await asyncio.wait_for(outcome, COMMAND_TIMEOUT_S)
