@@ -193,6 +193,32 @@ def token(coordinator: str, teams: tuple[str, ...], role: str, ttl_s: int) -> No
 
 
 @main.command()
+@click.option("--agency", required=True, help="health, jobcentre, housing or social_care")
+@click.option("--id-type", required=True, help="The agency's identifier type, e.g. MR")
+@click.option("--id", "local_id", required=True, help="The agency's identifier of the person")
+@click.option("--reason", required=True, help="Why (the erasure request's reference)")
+@click.option("--timeout", "timeout_s", default=60.0, show_default=True, help="Seconds to wait")
+@config_option
+def erase(
+    agency: str,
+    id_type: str,
+    local_id: str,
+    reason: str,
+    timeout_s: float,
+    config_file: Path | None,
+) -> None:
+    """Right to erasure: forget the person this agency identifier belongs to."""
+    from backbone.erasure import erase as erase_person
+    from backbone.settings import BackboneSettings, load_settings
+
+    settings = load_settings(BackboneSettings, config_file)
+    erasure = erase_person(settings, agency, id_type, local_id, reason, timeout_s)
+    if erasure.person_id is None:
+        fail("no person has that identifier (nothing erased; the request is audited)")
+    click.echo(f"erased person {erasure.person_id}: {erasure.records} agency record(s)")
+
+
+@main.command()
 @click.option(
     "--exit",
     "exit_when_done",

@@ -17,6 +17,7 @@ from streams.coordinator_page import serve_coordinator_page
 from streams.dead_letters import DeadLetters
 from streams.faust_sensors import bridge_faust_sensors
 from streams.identity import Identity
+from streams.identity_api import IdentityPages
 from streams.lag import watch_consumer_lag
 from streams.settings import WorkerSettings
 from streams.timeline import Timelines
@@ -58,6 +59,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         identity=identity,
         timelines=timelines,
     )
+    IdentityPages(api)
     AlertApi(api, lifecycle, settings.alert_change_timeout_s)
     serve_coordinator_page(app)
     return app
