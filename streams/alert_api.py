@@ -89,7 +89,6 @@ class AlertApi:
     ) -> Response:
         async def answer(caller: Coordinator) -> Response:
             async def here() -> Response:
-                # Read here, on the owner: a worker that forwards must pass the body on unread.
                 note = await _note(view, request, required=change is Change.RESOLVED)
                 async with self._changes:
                     return await self._apply(view, caller, alert_id, change, note)
@@ -187,7 +186,7 @@ def _position(state: AlertState) -> str:
 
 
 async def _note(view: View, request: Request, *, required: bool) -> str | None:
-    body = await json_body(view, request) if request.body_exists else {}
+    body = await json_body(request) if request.body_exists else {}
     note = body.get("note")
     if note is not None and not isinstance(note, str):
         raise ApiError(400, "invalid_body", "note: must be a string")

@@ -21,7 +21,7 @@ from backbone.pseudonyms import Pseudonymiser
 from backbone.tokens import Coordinator, InvalidToken, verify_token
 from streams.audit import AuditTrail
 from streams.identity import Identity
-from streams.routing import ANSWERED_BY, OwnerRouter, OwnerUnavailableError
+from streams.routing import ANSWERED_BY, OwnerRouter, OwnerUnavailableError, request_body
 from streams.timeline import Timelines, iso
 
 Handler = Callable[[Web, Request, Coordinator], Awaitable[Response]]
@@ -169,7 +169,7 @@ class CoordinatorApi:
         the identity resolver in order with the records it resolves."""
 
         async def answer(caller: Coordinator) -> Response:
-            decision, reason = _review_decision(await json_body(view, request))
+            decision, reason = _review_decision(await json_body(request))
 
             async def here() -> Response:
                 case = self.identity.reviews.get(review_id)
@@ -315,9 +315,9 @@ def post_handler(handler: Callable[..., Awaitable[Response]]) -> Callable[..., A
     return post
 
 
-async def json_body(view: View, request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await view.web.read_request_content(request) or b"null")
+        body = json.loads(await request_body(request) or b"null")
     except ValueError:
         raise ApiError(400, "invalid_body", "body: not valid JSON") from None
     if not isinstance(body, dict):

@@ -32,7 +32,7 @@ class IdentityPages:
         """`POST /persons/merge` `{"person_ids": [a, b], "reason"}` -> the resulting person."""
 
         async def answer(caller: Coordinator) -> Response:
-            body = await json_body(view, request)
+            body = await json_body(request)
             command = {
                 "command": "merge",
                 "person_ids": _two_persons(body),
@@ -46,7 +46,7 @@ class IdentityPages:
         """`POST /persons/{id}/split` `{"records": [record_id, ...], "reason"}` -> both persons."""
 
         async def answer(caller: Coordinator) -> Response:
-            body = await json_body(view, request)
+            body = await json_body(request)
             command = {
                 "command": "split",
                 "person_id": person_id,
