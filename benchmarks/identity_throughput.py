@@ -126,6 +126,11 @@ def main() -> int:
         "BACKBONE_DATA_DIR": str(state),
         "BACKBONE_WORKER_PORT": str(port),
         "BACKBONE_LOG_LEVEL": "WARNING",
+        # The sample routing file's webhooks need their secrets to start a worker.
+        **{
+            f"BACKBONE_NOTIFY_SECRET_{team}": secrets.token_hex(16)
+            for team in ("HEALTH", "SOCIAL_CARE", "HOUSING")
+        },
     }
     topics = Topics(prefix)
     codec = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))

@@ -139,8 +139,8 @@ class Resolver:
         return not (mine and theirs and mine.isdisjoint(theirs))
 
     def _new_person(self, record: LinkageRecord, best: Evidence | None) -> Decision:
+        # No `parents` entry: a record absent there is its own root (one changelog write less).
         root = self.clusters.root(record.record_id)
-        self.state.parents.setdefault(root, root)
         shown = best.to_dict(person_id(best.person_root)) if best else None
         if best is not None and best.outcome(self.thresholds) is not Outcome.NEW_PERSON:
             caveats = "; ".join(best.caveats) or "score below the match threshold"

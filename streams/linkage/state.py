@@ -6,7 +6,8 @@ changed in place, because a Faust table only writes its changelog on assignment.
 - records: record id -> {"seq": arrival number, "versions": [record details, ...]}
 - blocks: blocking key -> record ids holding it
 - national_ids: keyed national identifier -> a record id of the person holding it
-- parents: record id -> parent record id (union-find; a person's root record is its own parent)
+- parents: record id -> parent record id (union-find; a person's root record is its own parent,
+  absent for a record that has always been its own)
 - person_national_ids: root record id -> the national identifiers of that person
 - counters: "records" -> how many records have been stored (the next arrival number; counted
   here because the length of a table on disk is a scan of all of it)
@@ -107,7 +108,8 @@ class Clusters:
             root = parent
         while record_id != root:  # path compression: later look-ups take one step
             parent = parents.get(record_id, root)
-            parents[record_id] = root
+            if parent != root:  # a table write is a changelog message: only when it changes
+                parents[record_id] = root
             record_id = parent
         return root
 
@@ -131,8 +133,7 @@ class Clusters:
         if first_root == second_root:
             return first_root
         survivor, absorbed = sorted((first_root, second_root), key=self._seniority)
-        self.state.parents[absorbed] = survivor
-        self.state.parents.setdefault(survivor, survivor)
+        self.state.parents[absorbed] = survivor  # the survivor, a root, needs no entry
         for national_id in self.state.person_national_ids.pop(absorbed, []):
             self.add_national_id(survivor, national_id)
         kept_apart = [*self.state.apart.pop(survivor, []), *self.state.apart.pop(absorbed, [])]
