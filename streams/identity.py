@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
+from mode import BaseSignalT
 
 from backbone.erasure import IDENTITY_COMMAND_HEADER
 from backbone.logging import get_logger
@@ -77,7 +78,10 @@ class Identity:
         # identity-input: every candidate is local, whichever worker holds that partition.
         self.state = ResolverState(
             records=app.Table("linkage-records", default=None, partitions=1),
-            blocks=app.Table("linkage-blocks", default=None, partitions=1),
+            # In memory, rebuilt from linkage-records when partitions are (re)assigned: a
+            # changelog of its own cost five Kafka writes per new record (README,
+            # "Performance of the identity partition").
+            blocks={},
             national_ids=app.Table("linkage-national-ids", default=None, partitions=1),
             parents=app.Table("linkage-parents", default=None, partitions=1),
             person_national_ids=app.Table(
@@ -90,6 +94,8 @@ class Identity:
         # Possible matches waiting for a coordinator: review id (the record id) -> the case.
         self.reviews = app.Table("review-queue", default=None, partitions=1)
         self.resolver = Resolver(state=self.state)
+        self.index_current = False
+        app.on_partitions_assigned.connect(self._index_outdated)
         self.commands = IdentityCommands(self)
         self.person_events = app.topic(
             topics.person_events, key_serializer="raw", value_serializer="raw"
@@ -116,6 +122,10 @@ class Identity:
 
         async def identify(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             async for event in stream.events():
+                if not self.index_current:
+                    # Streams run after the tables' recovery: linkage-records is complete.
+                    await self.state.rebuild_index()
+                    self.index_current = True
                 headers = event.headers or {}
                 if REVIEW_DECISION in headers:
                     await self.decide_review(json.loads(headers[REVIEW_DECISION]))
@@ -136,6 +146,13 @@ class Identity:
         app.agent(agency_events, name=f"{PROCESSOR}-forward")(forward)
         app.agent(self.identity_input, name=PROCESSOR)(identify)
         app.agent(self.decisions, name=f"{PROCESSOR}-links")(keep_links)
+
+    def _index_outdated(
+        self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+    ) -> None:
+        """Another worker may have resolved records while this one did not hold the resolver's
+        partition: rebuild the blocking index before the next event."""
+        self.index_current = False
 
     async def identify(self, event: faust.EventT[bytes]) -> None:
         """Resolve the event's subject (and household) and send it on, keyed by person id."""

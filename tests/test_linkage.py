@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter
@@ -236,6 +237,21 @@ def test_state_in_serialising_tables_survives_a_new_resolver() -> None:
     assert later.outcome is Outcome.MATCH
     assert later.person_id == first.person_id
     assert restarted.person_of(subject("2", "G", "O", GRACE)["record_id"]) == first.person_id
+
+
+def test_a_blocking_index_rebuilt_from_the_records_is_the_one_kept_live() -> None:
+    state = ResolverState()
+    first = Resolver(state=state).resolve(subject("1", "Grace", "Okafor", GRACE, national_id="X1"))
+    Resolver(state=state).resolve(subject("2", "Grace", "Okafor", GRACE, postcode="LS6 9ZZ"))
+    Resolver(state=state).resolve(subject("2", "Grace", "Adeyemi", GRACE, postcode="LS6 9ZZ"))
+    live = {key: list(holders) for key, holders in state.blocks.items()}
+
+    state.blocks = {}  # a worker given the resolver's partition: the index is not on Kafka
+    asyncio.run(state.rebuild_index())
+    assert state.blocks == live
+    later = Resolver(state=state).resolve(subject("3", "Grace", "Okafro", GRACE))
+    assert later.outcome is Outcome.MATCH
+    assert later.person_id == first.person_id
 
 
 def test_the_population_is_the_same_for_the_same_seed_and_has_twins() -> None:
