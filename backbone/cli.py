@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -204,3 +205,57 @@ def demo(exit_when_done: bool) -> None:
     from backbone.demo import run_demo
 
     run_demo(wait=not exit_when_done)
+
+
+SIZE_OPTIONS = (
+    ("--pipeline-events", int, "Events of the pipeline burst (default 50,000)"),
+    ("--latency-rate", float, "Offered events/s of the latency run (default 2,000)"),
+    ("--latency-seconds", float, "Length of the latency run (default 30)"),
+    ("--backfill-events", int, "Events of the replay (default 1,000,000)"),
+    ("--soak-seconds", float, "Length of the memory soak (default 600)"),
+    ("--ingest-records", int, "Requests / messages per connector benchmark (default 20,000)"),
+)
+
+
+def size_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The benchmark's size flags; unset ones keep the full or --quick default."""
+    for flag, kind, about in reversed(SIZE_OPTIONS):
+        command = click.option(flag, type=kind, help=about)(command)
+    return command
+
+
+@main.command()
+@click.option("--quick", is_flag=True, help="Tiny sizes (seconds): proves the benchmark works")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench-results/bench.json"),
+    show_default=True,
+    help="Where the figures go",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench-results/bench.png"),
+    show_default=True,
+    help="Where the PNG goes",
+)
+@click.option("--workers", type=int, default=1, show_default=True, help="Stream workers to run")
+@click.option(
+    "--bootstrap",
+    envvar="BACKBONE_KAFKA_BOOTSTRAP",
+    default="127.0.0.1:19092",
+    show_default=True,
+    help="Kafka; the project's own broker is started (and stopped after) if none answers",
+)
+@size_options
+def bench(quick: bool, **chosen: Any) -> None:
+    """Measure the backbone through the real broker: ceiling, pipeline, latency, ingest,
+    backfill, memory; write JSON and a PNG (README, "Benchmark")."""
+    from bench.run import BenchOptions, run_bench
+
+    sizes = {key: value for key, value in chosen.items() if value is not None}
+    options = BenchOptions.quick(**sizes) if quick else BenchOptions(**sizes)
+    run_bench(options, say=lambda line: click.echo(f"bench: {line}", err=True))
