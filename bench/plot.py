@@ -26,6 +26,8 @@ def plot(samples: list[Sample], figures: dict[str, Any], path: Path) -> None:
         for before, now in itertools.pairwise(samples)
     ]
     rate_axes.plot(times, rates, color="tab:blue")
+    # Log scale: the ceiling and the pipeline are orders of magnitude apart.
+    rate_axes.set_yscale("symlog", linthresh=10)
     rate_axes.set(title="Events through the pipeline", xlabel="s", ylabel="events/s")
     ceiling = figures.get("ceiling", {}).get("events_per_s")
     if ceiling:
