@@ -86,13 +86,3 @@ class ProgressWatch:
             )
         except Exception:  # a slow admin answer on a busy machine: the curve shows a gap
             return -1
-
-
-def sustained_rate(samples: list[Sample]) -> float:
-    """Events/s between the first sample with progress and the last sample: the steady rate
-    after start-up (the first second of work is partly start-up)."""
-    moving = [sample for sample in samples if sample.processed > samples[0].processed]
-    if len(moving) < 2:
-        return 0.0
-    first, last = moving[0], moving[-1]
-    return (last.processed - first.processed) / max(last.at_s - first.at_s, 1e-9)
