@@ -3,10 +3,11 @@
 The workers (`backbone worker`: identity, timeline, and whatever else the worker runs, alerts
 included once wired, since it is the real command) start idle; then a burst of pre-encoded
 events lands on the agency topics and the clock runs from the first send until the timeline
-processors have taken in the last event. The figures are events/s through the whole pipeline
-over that time, and sustained (between 10 % and 90 % of the burst, from the per-second
-samples), in all and per worker. A small warm-up burst goes first (`run.py`): a worker's first
-events wait for Faust to create its changelog topics.
+processors have taken in the last event. The figure is events/s through the whole pipeline
+over that time, in all and per worker. A small warm-up burst goes first (`run.py`): a worker's
+first events wait for Faust to create its changelog topics. The rate over the whole burst, not
+a share of it: the stages move in bursts (the timeline catches up after Faust's commit stalls),
+so the timeline counter's rate between two points of the burst says little.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ from dataclasses import asdict, dataclass
 from bench.deployment import BenchDeployment
 from bench.load import burst
 from bench.mix import BenchEvent
-from bench.progress import ProgressWatch, Sample
-
-STEADY = (0.1, 0.9)  # the share of a burst between which its rate counts as sustained
+from bench.progress import ProgressWatch
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,6 @@ class Throughput:
     seconds: float
     produce_seconds: float
     events_per_s: float
-    sustained_events_per_s: float
     events_per_s_per_worker: float
     window_s: tuple[float, float]  # the phase on the progress watch's clock
 
@@ -51,7 +49,6 @@ def run_burst(
     finished = watch.wait_for(target, timeout_s)
     seconds = time.monotonic() - started_at
     rate = len(events) / seconds
-    sustained = steady_rate(watch.samples, target - len(events), len(events)) or rate
     workers = len(deployment.workers)
     return Throughput(
         events=len(events),
@@ -59,17 +56,6 @@ def run_burst(
         seconds=round(seconds, 3),
         produce_seconds=round(produce_seconds, 3),
         events_per_s=round(rate, 1),
-        sustained_events_per_s=round(sustained, 1),
-        events_per_s_per_worker=round(sustained / max(workers, 1), 1),
+        events_per_s_per_worker=round(rate / max(workers, 1), 1),
         window_s=(round(began, 3), round(finished, 3)),
     )
-
-
-def steady_rate(samples: list[Sample], start: int, events: int) -> float | None:
-    """Events/s between the samples that saw 10 % and 90 % of a burst done: the sustained
-    rate, without the pick-up at the start and the tail at the end; None if too few samples."""
-    low, high = (start + share * events for share in STEADY)
-    inside = [sample for sample in samples if low <= sample.processed <= high]
-    if len(inside) < 2 or inside[-1].at_s <= inside[0].at_s:
-        return None
-    return (inside[-1].processed - inside[0].processed) / (inside[-1].at_s - inside[0].at_s)

@@ -126,7 +126,7 @@ def _measure(
         )
         figures["ceiling"] = ceiling.as_json()
         figures["pipeline"]["ratio_to_ceiling"] = round(
-            figures["pipeline"]["sustained_events_per_s"] / ceiling.events_per_s, 4
+            figures["pipeline"]["events_per_s"] / ceiling.events_per_s, 4
         )
         figures["soak"] = _soak(options, deployment, events, watch, figures, say)
         memory["after_soak_mib"] = rss_now(deployment)
@@ -168,7 +168,7 @@ def _soak(
     figures: dict[str, Any],
     say: Any,
 ) -> dict[str, Any]:
-    rate = min(options.latency_rate, SOAK_SHARE * figures["pipeline"]["sustained_events_per_s"])
+    rate = min(options.latency_rate, SOAK_SHARE * figures["pipeline"]["events_per_s"])
     say(f"soak: {rate:.0f} events/s for {options.soak_seconds:.0f} s")
     began = watch.elapsed()
     result = soak(deployment, events, rate, options.soak_seconds)
