@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from bench.plot import plot
 from bench.progress import ProgressWatch
 from bench.report import machine, write_report
 
+Say = Callable[[str], None]
 SOAK_SHARE = 0.8  # the soak offers at most this share of the measured pipeline rate
 
 
@@ -65,7 +67,7 @@ class BenchOptions:
         return cls(**{**sizes, **overrides})
 
 
-def run_bench(options: BenchOptions, say: Any = print) -> dict[str, Any]:
+def run_bench(options: BenchOptions, say: Say = print) -> dict[str, Any]:
     """Run every measurement; write the JSON and PNG; return the figures."""
     figures: dict[str, Any] = {"machine": machine(), "options": _jsonable(asdict(options))}
     with project_broker(options.bootstrap) as started_here:
@@ -97,9 +99,9 @@ def run_bench(options: BenchOptions, say: Any = print) -> dict[str, Any]:
 def _measure(
     options: BenchOptions,
     deployment: BenchDeployment,
-    events: Any,
+    events: Iterator[BenchEvent],
     figures: dict[str, Any],
-    say: Any,
+    say: Say,
 ) -> None:
     say(f"starting {options.workers} worker(s)")
     deployment.start_workers(options.workers)
@@ -138,9 +140,9 @@ def _measure(
 def _latency(
     options: BenchOptions,
     deployment: BenchDeployment,
-    events: Any,
+    events: Iterator[BenchEvent],
     watch: ProgressWatch,
-    say: Any,
+    say: Say,
 ) -> dict[str, Any]:
     say(f"latency: {options.latency_rate:.0f} events/s for {options.latency_seconds:.0f} s")
     load = SteadyLoad(options.bootstrap, options.latency_rate)
@@ -163,10 +165,10 @@ def _latency(
 def _soak(
     options: BenchOptions,
     deployment: BenchDeployment,
-    events: Any,
+    events: Iterator[BenchEvent],
     watch: ProgressWatch,
     figures: dict[str, Any],
-    say: Any,
+    say: Say,
 ) -> dict[str, Any]:
     rate = min(options.latency_rate, SOAK_SHARE * figures["pipeline"]["events_per_s"])
     say(f"soak: {rate:.0f} events/s for {options.soak_seconds:.0f} s")
@@ -176,7 +178,7 @@ def _soak(
     return result
 
 
-def _take(events: Any, count: int) -> list[BenchEvent]:
+def _take(events: Iterator[BenchEvent], count: int) -> list[BenchEvent]:
     """The next `count` events, encoded now (before the clock starts)."""
     return list(itertools.islice(events, count))
 
