@@ -8,7 +8,8 @@ timeline update; both clocks are this machine's.
 
 A changelog record holds the whole timeline; the event it adds is the newest one (the offered
 events are the latest in event time), which is the last `event_id` in its JSON, found with a
-reverse search rather than parsing the whole timeline.
+reverse search rather than parsing the whole timeline. An event that is not the newest of its
+timeline when written (a merge moving it, say) is not timed: `count` says how many were.
 
 Alerts: when the worker writes alerts to `<prefix>.alerts` (`backbone.alerts.AlertEvent`),
 each raised alert is timed from the send of the latest of its events to the alert record's
@@ -22,11 +23,11 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from backbone.codec import AvroCodec
 from backbone.errors import BadInput
@@ -35,7 +36,8 @@ from bench.mix import BenchEvent
 
 _EVENT_ID = re.compile(rb'\s*:\s*"([^"]+)"')
 _EVENT_ID_KEY = b'"event_id"'
-DRAIN_S = 30.0  # how long to wait for the last offered events to reach a timeline
+# Once the workers counted every offered event, their last changelog records are seconds away.
+GRACE_S = 5.0
 HISTOGRAM_MS = (5, 10, 25, 50, 100, 150, 200, 250, 500, 1000, 2500, 5000, 10000)
 
 
@@ -70,8 +72,10 @@ class Observer:
                 "enable.auto.commit": False,
             }
         )
+        # Concrete end offsets, read now: OFFSET_END would be resolved at the first fetch,
+        # after the first offered events may already be there.
         partitions = [
-            TopicPartition(topic, number, OFFSET_END)
+            TopicPartition(topic, number, self._end_of(topic, number))
             for topic in (self.changelog, self.alerts)
             for number in self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ]
@@ -79,6 +83,11 @@ class Observer:
         self._thread = threading.Thread(target=self._follow, name="latency", daemon=True)
         self._thread.start()
         return self
+
+    def _end_of(self, topic: str, partition: int) -> int:
+        return int(
+            self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+        )
 
     def stop(self) -> None:
         """Stop following and close the consumer."""
@@ -120,11 +129,17 @@ class Observer:
 
 
 def measure_latency(
-    load: SteadyLoad, events: Iterator[BenchEvent], seconds: float, observer: Observer
+    load: SteadyLoad,
+    events: Iterator[BenchEvent],
+    seconds: float,
+    observer: Observer,
+    processed: Callable[[int], object],
 ) -> dict[str, Any]:
-    """Offer `load.rate` events/s for `seconds`; latency quantiles of what reached a timeline."""
+    """Offer `load.rate` events/s for `seconds`; latency quantiles of what reached a timeline.
+    `processed(n)` blocks until the workers have taken in the `n` offered events."""
     offered = load.run(events, seconds)
-    deadline = time.monotonic() + DRAIN_S
+    processed(offered)
+    deadline = time.monotonic() + GRACE_S
     while len(observer.timeline_ms) < offered and time.monotonic() < deadline:
         time.sleep(0.1)
     observer.stop()

@@ -155,9 +155,12 @@ def _latency(
     ).start()
     before = deployment.timeline_events()
     began = watch.elapsed()
-    result = measure_latency(load, events, options.latency_seconds, observer)
-    # Every offered event is on a timeline before the backfill's clock starts.
-    watch.wait_for(before + result["offered"], _timeout(result["offered"]))
+
+    def processed(offered: int) -> float:
+        # Every offered event is on a timeline before the backfill's clock starts.
+        return watch.wait_for(before + offered, _timeout(offered))
+
+    result = measure_latency(load, events, options.latency_seconds, observer, processed)
     result["window_s"] = (round(began, 3), round(watch.elapsed(), 3))
     return result
 
