@@ -29,7 +29,12 @@ from backbone.settings import REPO_ROOT, BackboneSettings
 from backbone.topics import Topics, ensure_topics
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
-PROGRESS_METRIC = "backbone_events_in"  # the counter `backbone_events_in_total`, by component
+PROGRESS_METRIC = "backbone_events_in"
+SAMPLE_HOOKS = (
+    "HEALTH",
+    "SOCIAL_CARE",
+    "HOUSING",
+)  # the counter `backbone_events_in_total`, by component
 
 
 def broker_answers(bootstrap: str) -> bool:
@@ -149,6 +154,9 @@ class BenchDeployment:
             "BACKBONE_WORKER_PORT": str(worker_port),
             # INFO logs a line per event: the benchmark measures processing, not logging.
             "BACKBONE_LOG_LEVEL": "WARNING",
+            # Once notifications are wired, a worker needs the secrets of the webhook channels
+            # in deploy/notifications/routing.yaml to start; its deliveries are part of the load.
+            **{f"BACKBONE_NOTIFY_SECRET_{team}": secrets.token_hex(32) for team in SAMPLE_HOOKS},
         }
 
     def start_workers(self, count: int) -> list[Worker]:
