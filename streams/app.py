@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import faust
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.pseudonyms import Pseudonymiser
 from backbone.topics import Topics, ensure_topics
+from streams.alerts.processor import AlertProcessor
+from streams.alerts.rules import RuleSet, load_rules
 from streams.api import CoordinatorApi
 from streams.audit import AuditTrail
 from streams.dead_letters import DeadLetters
@@ -17,8 +21,14 @@ from streams.settings import WorkerSettings
 from streams.timeline import Timelines
 
 
-def create_app(settings: WorkerSettings) -> faust.App:
-    """A Faust app with the identity and timeline processors and the coordinator API."""
+def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.App:
+    """A Faust app with the identity, timeline and alert processors and the coordinator API.
+
+    Without `rules`, the rule file of the settings is loaded (RuleFileError names the rule and
+    field in error).
+    """
+    if rules is None:
+        rules = load_rules(settings.alert_rules_file)
     app = faust.App(
         f"{settings.topic_prefix}-streams",
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
@@ -42,6 +52,14 @@ def create_app(settings: WorkerSettings) -> faust.App:
     dead_letters = DeadLetters(app, codec, topics)
     identity = Identity(app, topics, dead_letters)
     timelines = Timelines(app, topics, dead_letters)
+    AlertProcessor(
+        app,
+        topics,
+        codec,
+        rules,
+        lateness=timedelta(seconds=settings.alert_lateness_s),
+        timer_interval_s=settings.alert_timer_interval_s,
+    )
     CoordinatorApi(
         app,
         token_secret=settings.token_secret.get_secret_value().encode(),
@@ -55,8 +73,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
 def run_worker(settings: WorkerSettings) -> None:
     """Run one worker until SIGTERM/SIGINT; several workers with one prefix share the work."""
+    # The rule file first: a wrong one stops the worker before it touches Kafka.
+    rules = load_rules(settings.alert_rules_file)
     ensure_topics(settings)
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
+    app = create_app(settings, rules)
     worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False, quiet=True)
     worker.execute_from_commandline()
