@@ -68,15 +68,16 @@ class InMemoryAlerting:
 
     def feed(self, person_id: str, entry: dict[str, object], household: dict[str, str]) -> None:
         """One person event, as the processor's person-events agent takes it."""
-        self._carry_out(self.tracker.on_person_event(person_id, entry, household))
+        self.carry_out(self.tracker.on_person_event(person_id, entry, household))
 
     def finish(self) -> ReplayResult:
         """Move event time to the wall clock (the worker's timer) and decide due absences."""
         for person_id in self.tracker.advance_clock():
-            self._carry_out(self.tracker.on_update(person_id, {"kind": "check"}))
+            self.carry_out(self.tracker.on_update(person_id, {"kind": "check"}))
         return self.result
 
-    def _carry_out(self, reaction: Reaction) -> None:
+    def carry_out(self, reaction: Reaction) -> None:
+        """Collect the alerts and deliver the updates, and the updates those beget, in order."""
         pending = [reaction]
         while pending:
             current = pending.pop(0)
