@@ -3,9 +3,10 @@
 Reads `<prefix>.person-events` from the earliest offset to the end offsets taken at start, and
 runs every event that occurred on or after the given date through `AlertTracker`, the same
 code the alert processor runs, with its stores in memory and its updates for other persons
-delivered at once. Nobody is notified and nothing is written to Kafka. At the end, event time
-is moved to the wall clock as the worker's timer would, so absences that are due by now are
-decided too.
+delivered at once. The merges identity made (identity-changes) are applied as they stand at
+the start: a merged person's events are replayed as the survivor's. Nobody is notified and
+nothing is written to Kafka. At the end, event time is moved to the wall clock as the worker's
+timer would, so absences that are due by now are decided too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.errors import BadInput, TransientError
@@ -90,7 +91,34 @@ class InMemoryAlerting:
 def person_events(settings: AlertSettings) -> Iterator[PersonEvent]:
     """Every message of person-events up to the end offsets at start, partition by partition
     in offset order (interleaved as the broker delivers them)."""
-    topic = Topics(settings.topic_prefix).person_events
+    for message in _messages(settings, Topics(settings.topic_prefix).person_events):
+        headers = dict(message.headers() or [])
+        raw_household = headers.get("household")
+        household = _household(raw_household) if isinstance(raw_household, bytes) else {}
+        key = message.key() or b""
+        yield PersonEvent(key.decode(), message.value() or b"", household)
+
+
+def merges(settings: AlertSettings) -> dict[str, str]:
+    """Every merge identity made so far: absorbed person id -> the person it went into."""
+    found = {}
+    for message in _messages(settings, Topics(settings.topic_prefix).identity_changes):
+        change = json.loads(message.value() or b"{}")
+        if change.get("change") == "merge":
+            found[str(change["person_id"])] = str(change["into"])
+    return found
+
+
+def survivor_of(person_id: str, merged: dict[str, str]) -> str:
+    """Where a person's events end up after every merge (merges can chain)."""
+    seen = {person_id}
+    while (into := merged.get(person_id)) is not None and into not in seen:
+        person_id = into
+        seen.add(into)
+    return person_id
+
+
+def _messages(settings: AlertSettings, topic: str) -> Iterator[Message]:
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -105,7 +133,7 @@ def person_events(settings: AlertSettings) -> Iterator[PersonEvent]:
         consumer.close()
 
 
-def _read_to_end(consumer: Consumer, topic: str) -> Iterator[PersonEvent]:
+def _read_to_end(consumer: Consumer, topic: str) -> Iterator[Message]:
     try:
         metadata = consumer.list_topics(topic, timeout=10)
     except KafkaException as exc:
@@ -133,11 +161,7 @@ def _read_to_end(consumer: Consumer, topic: str) -> Iterator[PersonEvent]:
             continue
         if offset >= ends[partition] - 1:
             del ends[partition]
-        headers = dict(message.headers() or [])
-        raw_household = headers.get("household")
-        household = _household(raw_household) if isinstance(raw_household, bytes) else {}
-        key = message.key() or b""
-        yield PersonEvent(key.decode(), message.value() or b"", household)
+        yield message
 
 
 def _household(raw: bytes) -> dict[str, str]:
@@ -145,8 +169,13 @@ def _household(raw: bytes) -> dict[str, str]:
 
 
 def replay(settings: AlertSettings, rules: RuleSet, since: datetime) -> ReplayResult:
-    """What `rules` would have raised over the events that occurred on or after `since`."""
+    """What `rules` would have raised over the events that occurred on or after `since`.
+
+    Merges are taken as they stand now: a merged person's events are replayed as the
+    survivor's, which is where the worker ends up keeping them.
+    """
     codec = AvroCodec(SchemaStore(settings.schemas_dir))
+    merged = merges(settings)
     alerting = InMemoryAlerting(rules, timedelta(seconds=settings.alert_lateness_s))
     for message in person_events(settings):
         alerting.result.read += 1
@@ -159,7 +188,8 @@ def replay(settings: AlertSettings, rules: RuleSet, since: datetime) -> ReplayRe
         if event_time(entry) < since:
             continue
         alerting.result.replayed += 1
-        alerting.feed(message.person_id, entry, message.household)
+        household = {survivor_of(m, merged): role for m, role in message.household.items()}
+        alerting.feed(survivor_of(message.person_id, merged), entry, household)
     return alerting.finish()
 
 
