@@ -450,6 +450,8 @@ def test_r4_out_of_order_attendances_fire_once_and_a_fourth_is_absorbed(
     assert [s["change"] for s in absorbed] == ["raised", "absorbed"]
     assert [e["event_id"] for e in absorbed[1]["added_events"]] == [fourth]
     assert len(backbone.alerts.raised_for(person_id, "R4")) == 1
+    metrics = backbone.api.get("/metrics").text  # the absorbed match is not counted
+    assert 'backbone_alerts_raised_total{rule="R4",severity="warning"} 1.0' in metrics
     assert backbone.alerts.raised_for(backbone.person_id(unknown, Agency.HEALTH)) == []
 
 
