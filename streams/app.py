@@ -59,6 +59,7 @@ def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.
         rules,
         lateness=timedelta(seconds=settings.alert_lateness_s),
         timer_interval_s=settings.alert_timer_interval_s,
+        alerts_partitions=topics.layout(topics.alerts, settings.partitions)[0],
     )
     CoordinatorApi(
         app,

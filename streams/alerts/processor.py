@@ -46,6 +46,7 @@ class AlertProcessor:
         *,
         lateness: timedelta,
         timer_interval_s: float,
+        alerts_partitions: int,
     ) -> None:
         self.codec = codec
         self.tracker = AlertTracker(
@@ -55,12 +56,17 @@ class AlertProcessor:
             priors=app.Table("alert-priors", default=None),
             lateness=lateness,
         )
-        # alert id -> person id, on the alerts topic's partitions.
-        self.owners = app.Table("alert-owners", default=None)
+        # alert id -> person id, co-partitioned with the alerts topic (however many it has).
+        self.owners = app.Table("alert-owners", default=None, partitions=alerts_partitions)
         self.updates = app.topic(
             topics.alert_updates, key_serializer="raw", value_serializer="json"
         )
-        self.alerts = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
+        self.alerts = app.topic(
+            topics.alerts,
+            partitions=alerts_partitions,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
         person_events = app.topic(
             topics.person_events, key_serializer="raw", value_serializer="raw"
         )

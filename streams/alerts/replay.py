@@ -1,6 +1,7 @@
 """`backbone rules replay`: what a rule file would have raised over the person-events history.
 
-Reads `<prefix>.person-events` from the earliest offset to the end offsets taken at start, and
+Reads `<prefix>.person-events` from the earliest offset to the end offsets taken at start (in
+memory: the partitions are merged by message timestamp, the order the worker met them), and
 runs every event that occurred on or after the given date through `AlertTracker`, the same
 code the alert processor runs, with its stores in memory and its updates for other persons
 delivered at once. The merges identity made (identity-changes) are applied as they stand at
@@ -11,6 +12,7 @@ timer would, so absences that are due by now are decided too.
 
 from __future__ import annotations
 
+import heapq
 import json
 import time
 import uuid
@@ -89,9 +91,13 @@ class InMemoryAlerting:
 
 
 def person_events(settings: AlertSettings) -> Iterator[PersonEvent]:
-    """Every message of person-events up to the end offsets at start, partition by partition
-    in offset order (interleaved as the broker delivers them)."""
+    """Every message of person-events up to the end offsets at start, in the order the worker
+    met them: each partition in offset order, the partitions merged by message timestamp (a
+    household member's events sit on another partition than the tenant's)."""
+    partitions: dict[int, list[Message]] = {}
     for message in _messages(settings, Topics(settings.topic_prefix).person_events):
+        partitions.setdefault(message.partition() or 0, []).append(message)
+    for message in heapq.merge(*partitions.values(), key=lambda m: m.timestamp()[1]):
         headers = dict(message.headers() or [])
         raw_household = headers.get("household")
         household = _household(raw_household) if isinstance(raw_household, bytes) else {}
