@@ -481,10 +481,13 @@ def test_a_merge_brings_the_absorbed_persons_events_to_the_survivors_rules(
 ) -> None:
     agencies = backbone.agencies
     known = Person()  # the hospital knows her by her maiden name and national id
-    married = Person(national_id=None, postcode="M14 5RT")  # housing: married name only
-    married.given, married.born = known.given, known.born
+    # Housing knows her by her married name and the name she goes by, without national id:
+    # nothing but the birth date in common with the hospital's record.
+    married = Person(national_id=None, postcode="M14 5RT")
+    married.born = known.born
+    married.given = "Zofia" if known.given != "Zofia" else "Maria"
     bridge = Person(national_id=known.national_id, postcode="M14 5RT")
-    bridge.family, bridge.given, bridge.born = married.family, known.given, known.born
+    bridge.family, bridge.given, bridge.born = married.family, married.given, married.born
     agencies.health(known, "admission", ago(30))
     survivor = backbone.person_id(known, Agency.HEALTH)
     notice = agencies.housing(married, "notice_served", ago(5), notice="notice_to_quit")
