@@ -6,7 +6,7 @@ partition's tables hold its persons' whole alert state; the logic is `AlertTrack
 - `alerts-updates` on `<prefix>.alert-updates`: household members' entries, merged persons'
   views, deadline checks and closed alerts, each sent to the person's own partition;
 - `alerts-identity-changes` on identity-changes: a merge moves the view to the survivor;
-- `alerts-lifecycle` on the alerts topic (keyed by alert id): remembers whose each alert is,
+- `alerts-owners` on the alerts topic (keyed by alert id): remembers whose each alert is,
   and when one is resolved tells that person's partition, so it no longer absorbs matches.
 A timer moves event time on with the wall clock and has due deadlines checked.
 """
@@ -101,7 +101,7 @@ class AlertProcessor:
         app.agent(person_events, name=PROCESSOR)(evaluate)
         app.agent(self.updates, name=f"{PROCESSOR}-updates")(apply_updates)
         app.agent(changes, name=f"{PROCESSOR}-identity-changes")(apply_merges)
-        app.agent(self.alerts, name=f"{PROCESSOR}-lifecycle")(follow_lifecycle)
+        app.agent(self.alerts, name=f"{PROCESSOR}-owners")(follow_lifecycle)
         app.timer(timer_interval_s, name=f"{PROCESSOR}-clock")(tick)
 
     async def on_person_event(self, event: faust.EventT[bytes]) -> None:
@@ -130,6 +130,7 @@ class AlertProcessor:
             self.owners[step["alert_id"]] = step["alert"]["person_id"]
         elif step["change"] == "resolved":
             person_id = self.owners.get(step["alert_id"])
+            log.info("alert_resolved_seen", alert_id=step["alert_id"], person_id=person_id)
             if person_id is not None:
                 update = {"kind": "closed", "alert_id": step["alert_id"]}
                 await self.updates.send(key=person_id.encode(), value=update)
