@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -173,6 +174,49 @@ def rules_check(rule_file: Path) -> None:
         for condition in rule.conditions:
             click.echo(f"  and {condition.describe()}")
     click.echo(f"{rule_file}: {len(rule_set.rules)} rules ok")
+
+
+@rules.command("replay")
+@click.option(
+    "--rules",
+    "rule_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The rule file to try",
+)
+@click.option(
+    "--from",
+    "since",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Replay events that occurred on or after this date (UTC)",
+)
+@config_option
+def rules_replay(rule_file: Path, since: datetime, config_file: Path | None) -> None:
+    """Print the alerts a rule file would have raised over the person-events history.
+
+    Reads the deployment's person-events topic from the start (settings from BACKBONE_* or
+    --config), runs the alert processor's own code in memory and notifies nobody.
+    """
+    from backbone.settings import load_settings
+    from streams.alerts.replay import describe, replay
+    from streams.alerts.rules import load_rules
+    from streams.settings import AlertSettings
+
+    settings = load_settings(AlertSettings, config_file)
+    rule_set = load_rules(rule_file)
+    result = replay(settings, rule_set, since.replace(tzinfo=UTC))
+    for alert in result.raised:
+        for line in describe(alert):
+            click.echo(line)
+    counts = result.per_rule()
+    for rule in rule_set.rules:
+        click.echo(f"{rule.id}: {counts.get(rule.id, 0)} alert(s)")
+    click.echo(
+        f"{len(result.raised)} alert(s) would have been raised ({result.absorbed} later "
+        f"match(es) absorbed) from {result.replayed} of {result.read} events"
+        + (f"; {result.undecodable} undecodable skipped" if result.undecodable else "")
+    )
 
 
 @main.command()

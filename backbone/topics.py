@@ -63,6 +63,12 @@ class Topics:
         return f"{self.prefix}.alerts"
 
     @property
+    def alert_updates(self) -> str:
+        """The alert processor's own updates for a person's partition, keyed by person id:
+        household members' entries, merged persons' views, deadline checks, closed alerts."""
+        return f"{self.prefix}.alert-updates"
+
+    @property
     def connector_positions(self) -> str:
         """Each connector's durable position per source partition (compacted)."""
         return f"{self.prefix}.connector-positions"
@@ -80,6 +86,7 @@ class Topics:
             self.identity_changes,
             self.audit,
             self.alerts,
+            self.alert_updates,
             self.connector_positions,
         ]
 
