@@ -304,6 +304,7 @@ def _say_dead_letters() -> None:
 
 def _say_where(logs: Path) -> None:
     _say(f"\nCoordinator API   http://127.0.0.1:{WORKER_PORT}/persons/...  (token above)")
+    _say(f"Coordinator page  http://127.0.0.1:{WORKER_PORT}/ui/  (paste the token)")
     _say(f"Worker metrics    http://127.0.0.1:{WORKER_PORT}/metrics")
     for name, port in CONNECTOR_METRICS_PORTS.items():
         _say(f"{name + ' metrics':<30} http://127.0.0.1:{port}/metrics")
