@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -176,6 +177,49 @@ def rules_check(rule_file: Path) -> None:
     click.echo(f"{rule_file}: {len(rule_set.rules)} rules ok")
 
 
+@rules.command("replay")
+@click.option(
+    "--rules",
+    "rule_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The rule file to try",
+)
+@click.option(
+    "--from",
+    "since",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Replay events that occurred on or after this date (UTC)",
+)
+@config_option
+def rules_replay(rule_file: Path, since: datetime, config_file: Path | None) -> None:
+    """Print the alerts a rule file would have raised over the person-events history.
+
+    Reads the deployment's person-events topic from the start (settings from BACKBONE_* or
+    --config), runs the alert processor's own code in memory and notifies nobody.
+    """
+    from backbone.settings import load_settings
+    from streams.alerts.replay import describe, replay
+    from streams.alerts.rules import load_rules
+    from streams.settings import AlertSettings
+
+    settings = load_settings(AlertSettings, config_file)
+    rule_set = load_rules(rule_file)
+    result = replay(settings, rule_set, since.replace(tzinfo=UTC))
+    for alert in result.raised:
+        for line in describe(alert):
+            click.echo(line)
+    counts = result.per_rule()
+    for rule in rule_set.rules:
+        click.echo(f"{rule.id}: {counts.get(rule.id, 0)} alert(s)")
+    click.echo(
+        f"{len(result.raised)} alert(s) would have been raised ({result.absorbed} later "
+        f"match(es) absorbed) from {result.replayed} of {result.read} events"
+        + (f"; {result.undecodable} undecodable skipped" if result.undecodable else "")
+    )
+
+
 @main.command()
 @click.option("--coordinator", required=True, help="The coordinator's name")
 @click.option("--team", "teams", multiple=True, required=True, help="A team (repeatable)")
@@ -191,6 +235,32 @@ def token(coordinator: str, teams: tuple[str, ...], role: str, ttl_s: int) -> No
     if not secret:
         fail("BACKBONE_TOKEN_SECRET is not set")
     click.echo(issue_token(secret.encode(), coordinator, list(teams), role, ttl_s))
+
+
+@main.command()
+@click.option("--agency", required=True, help="health, jobcentre, housing or social_care")
+@click.option("--id-type", required=True, help="The agency's identifier type, e.g. MR")
+@click.option("--id", "local_id", required=True, help="The agency's identifier of the person")
+@click.option("--reason", required=True, help="Why (the erasure request's reference)")
+@click.option("--timeout", "timeout_s", default=60.0, show_default=True, help="Seconds to wait")
+@config_option
+def erase(
+    agency: str,
+    id_type: str,
+    local_id: str,
+    reason: str,
+    timeout_s: float,
+    config_file: Path | None,
+) -> None:
+    """Right to erasure: forget the person this agency identifier belongs to."""
+    from backbone.erasure import erase as erase_person
+    from backbone.settings import BackboneSettings, load_settings
+
+    settings = load_settings(BackboneSettings, config_file)
+    erasure = erase_person(settings, agency, id_type, local_id, reason, timeout_s)
+    if erasure.person_id is None:
+        fail("no person has that identifier (nothing erased; the request is audited)")
+    click.echo(f"erased person {erasure.person_id}: {erasure.records} agency record(s)")
 
 
 @main.command()

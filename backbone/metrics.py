@@ -29,6 +29,11 @@ PROCESSING_SECONDS = Histogram(
     ["component"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+ALERTS_RAISED = Counter(
+    "backbone_alerts_raised_total",
+    "Alerts the alert processor raised (not the later matches absorbed into open alerts)",
+    ["rule", "severity"],
+)
 
 
 def exposition() -> tuple[bytes, str]:
@@ -62,4 +67,26 @@ MLLP_CONNECTIONS = Gauge(
     "backbone_mllp_connections",
     "MLLP connections the connector has open with senders",
     ["connector"],
+)
+
+# Alerts and their notifications (streams/alert_lifecycle.py).
+NOTIFICATIONS_SENT = Counter(
+    "backbone_notifications_sent_total",
+    "Notifications a channel delivered (webhook 2xx, SMTP relay accepted)",
+    ["channel", "stage"],
+)
+NOTIFICATIONS_FAILED = Counter(
+    "backbone_notifications_failed_total",
+    "Notifications a channel gave up on and dead-lettered",
+    ["channel", "stage"],
+)
+ALERTS_ESCALATED = Counter(
+    "backbone_alerts_escalated_total",
+    "Alerts escalated to their teams' escalation contacts, unacknowledged in time",
+    ["severity"],
+)
+OPEN_ALERTS = Gauge(
+    "backbone_alerts_open",
+    "Alerts open and not yet acknowledged, on the worker owning the alerts (0 elsewhere)",
+    ["severity"],
 )

@@ -63,6 +63,12 @@ class Topics:
         return f"{self.prefix}.alerts"
 
     @property
+    def alert_updates(self) -> str:
+        """The alert processor's own updates for a person's partition, keyed by person id:
+        household members' entries, merged persons' views, deadline checks, closed alerts."""
+        return f"{self.prefix}.alert-updates"
+
+    @property
     def connector_positions(self) -> str:
         """Each connector's durable position per source partition (compacted)."""
         return f"{self.prefix}.connector-positions"
@@ -80,6 +86,7 @@ class Topics:
             self.identity_changes,
             self.audit,
             self.alerts,
+            self.alert_updates,
             self.connector_positions,
         ]
 
@@ -88,8 +95,9 @@ class Topics:
         if name == self.connector_positions:
             # Latest position per key is all that matters; one partition keeps it simple.
             return 1, {"cleanup.policy": "compact"}
-        if name == self.identity_input:
-            # One resolver sees every record: candidates across all persons (README).
+        if name in (self.identity_input, self.alerts):
+            # One resolver sees every record: candidates across all persons; one lifecycle
+            # owner holds every alert, so it can list and filter them locally (README).
             return 1, {}
         return partitions, {}
 

@@ -21,7 +21,7 @@ from backbone.pseudonyms import Pseudonymiser
 from backbone.tokens import Coordinator, InvalidToken, verify_token
 from streams.audit import AuditTrail
 from streams.identity import Identity
-from streams.routing import ANSWERED_BY, OwnerRouter, OwnerUnavailableError
+from streams.routing import ANSWERED_BY, OwnerRouter, OwnerUnavailableError, request_body
 from streams.timeline import Timelines, iso
 
 Handler = Callable[[Web, Request, Coordinator], Awaitable[Response]]
@@ -155,7 +155,11 @@ class CoordinatorApi:
         async def answer(caller: Coordinator) -> Response:
             # The queue sits on the identity resolver's one partition: any key finds its owner.
             return await self.on_owner(
-                self.identity.reviews, "queue", view, request, lambda: self._review_queue(view)
+                self.identity.reviews,
+                "queue",
+                view,
+                request,
+                lambda: self._review_queue(view, caller),
             )
 
         return await self.coordinator_request(view, request, "GET /review", answer)
@@ -165,11 +169,14 @@ class CoordinatorApi:
         the identity resolver in order with the records it resolves."""
 
         async def answer(caller: Coordinator) -> Response:
-            decision, reason = _review_decision(await json_body(view, request))
+            decision, reason = _review_decision(await json_body(request))
 
             async def here() -> Response:
-                if self.identity.reviews.get(review_id) is None:
+                case = self.identity.reviews.get(review_id)
+                if case is None:
                     raise ApiError(404, "not_found", f"no possible match {review_id} to review")
+                if not may_review(case, caller):
+                    raise ApiError(403, "forbidden", f"role {caller.role} may not review it")
                 await self.identity.request_review_decision(
                     review_id, decision, reason, caller.name
                 )
@@ -179,9 +186,9 @@ class CoordinatorApi:
 
         return await self.coordinator_request(view, request, "POST /review/{id}", answer)
 
-    async def _review_queue(self, view: View) -> Response:
+    async def _review_queue(self, view: View, caller: Coordinator) -> Response:
         waiting = sorted(
-            self.identity.reviews.values(),
+            (case for case in self.identity.reviews.values() if may_review(case, caller)),
             key=lambda case: (-(case.get("evidence") or {}).get("score", 0), case["review_id"]),
         )
         return view.json({"reviews": waiting})
@@ -308,9 +315,9 @@ def post_handler(handler: Callable[..., Awaitable[Response]]) -> Callable[..., A
     return post
 
 
-async def json_body(view: View, request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await view.web.read_request_content(request) or b"null")
+        body = json.loads(await request_body(request) or b"null")
     except ValueError:
         raise ApiError(400, "invalid_body", "body: not valid JSON") from None
     if not isinstance(body, dict):
@@ -319,12 +326,18 @@ async def json_body(view: View, request: Request) -> dict[str, Any]:
 
 
 def _review_decision(body: dict[str, Any]) -> tuple[str, str]:
-    decision, reason = body.get("decision"), body.get("reason")
+    decision = body.get("decision")
     if decision not in ("match", "no_match"):
         raise ApiError(400, "invalid_body", "decision: must be match or no_match")
+    return decision, reason_of(body)
+
+
+def reason_of(body: dict[str, Any]) -> str:
+    """The `reason` a change to someone's records must give."""
+    reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise ApiError(400, "invalid_body", "reason: a reason is required")
-    return decision, reason.strip()
+    return reason.strip()
 
 
 def required_parameter(request: Request, name: str) -> str:
@@ -365,6 +378,12 @@ def limit_of(request: Request) -> int:
 def _position(entry: dict[str, Any]) -> str:
     """A stable paging cursor: the entry's place in event-time order."""
     return f"{entry['occurred_at']}|{entry['event_id']}"
+
+
+def may_review(case: dict[str, Any], caller: Coordinator) -> bool:
+    """A possible match is for the roles that may see its agency's details: the agency of the
+    record under review (the resolver keeps no agency for the candidate it names)."""
+    return caller.may_see_details_of(Agency(case["agency"]))
 
 
 def visible_entry(entry: dict[str, Any], caller: Coordinator) -> dict[str, Any]:

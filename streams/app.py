@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
+
 import faust
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.pseudonyms import Pseudonymiser
 from backbone.topics import Topics, ensure_topics
+from streams.alert_api import AlertApi
+from streams.alert_lifecycle import AlertLifecycle
+from streams.alerts.processor import AlertProcessor
+from streams.alerts.rules import RuleSet, load_rules
 from streams.api import CoordinatorApi
 from streams.audit import AuditTrail
+from streams.coordinator_page import serve_coordinator_page
 from streams.dead_letters import DeadLetters
 from streams.faust_sensors import bridge_faust_sensors
 from streams.identity import Identity
+from streams.identity_api import IdentityPages
 from streams.lag import watch_consumer_lag
 from streams.settings import WorkerSettings
 from streams.timeline import Timelines
 
 
-def create_app(settings: WorkerSettings) -> faust.App:
-    """A Faust app with the identity and timeline processors and the coordinator API."""
+def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.App:
+    """A Faust app with the identity, timeline, alert and alert lifecycle processors and the
+    coordinator API.
+
+    Without `rules`, the rule file of the settings is loaded (RuleFileError names the rule and
+    field in error).
+    """
+    if rules is None:
+        rules = load_rules(settings.alert_rules_file)
     app = faust.App(
         f"{settings.topic_prefix}-streams",
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
@@ -32,6 +48,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.worker_session_timeout_s,
         autodiscover=False,
     )
     bridge_faust_sensors(app)
@@ -42,7 +59,17 @@ def create_app(settings: WorkerSettings) -> faust.App:
     dead_letters = DeadLetters(app, codec, topics)
     identity = Identity(app, topics, dead_letters)
     timelines = Timelines(app, topics, dead_letters)
-    CoordinatorApi(
+    lifecycle = AlertLifecycle(app, codec, topics, dead_letters, settings, os.environ)
+    AlertProcessor(
+        app,
+        topics,
+        codec,
+        rules,
+        lateness=timedelta(seconds=settings.alert_lateness_s),
+        timer_interval_s=settings.alert_timer_interval_s,
+        alerts_partitions=topics.layout(topics.alerts, settings.partitions)[0],
+    )
+    api = CoordinatorApi(
         app,
         token_secret=settings.token_secret.get_secret_value().encode(),
         pseudonyms=Pseudonymiser(settings.pseudonym_key.get_secret_value().encode()),
@@ -50,13 +77,18 @@ def create_app(settings: WorkerSettings) -> faust.App:
         identity=identity,
         timelines=timelines,
     )
+    IdentityPages(api)
+    AlertApi(api, lifecycle, settings.alert_change_timeout_s)
+    serve_coordinator_page(app)
     return app
 
 
 def run_worker(settings: WorkerSettings) -> None:
     """Run one worker until SIGTERM/SIGINT; several workers with one prefix share the work."""
+    # The rule file first: a wrong one stops the worker before it touches Kafka.
+    rules = load_rules(settings.alert_rules_file)
     ensure_topics(settings)
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
+    app = create_app(settings, rules)
     worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False, quiet=True)
     worker.execute_from_commandline()

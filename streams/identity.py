@@ -9,8 +9,10 @@ Three agents (README, "Identity resolution on one partition"):
   from the decisions keyed by record id.
 
 Decisions and merges are events on Kafka: `identity-decisions` (per record, for the lookup) and
-`identity-changes` (per person: the records linked to it and why; merges into another person),
-which the timeline processor applies.
+`identity-changes` (per person: the records linked to it and why; merges into another person,
+splits, erasures), which the timeline processor applies. The changes someone asks for (a
+coordinator's merge or split, an erasure) are commands on `identity-input`, applied by
+`streams/identity_commands.py`; an HL7 A40 joins the prior hospital number's person here.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from typing import Any
 
 import faust
 
+from backbone.erasure import IDENTITY_COMMAND_HEADER
 from backbone.logging import get_logger
 from backbone.metrics import EVENTS_IN, EVENTS_OUT
 from backbone.topics import Topics
 from streams.dead_letters import DeadLetters
+from streams.identity_commands import IdentityCommands
 from streams.linkage import Decision, Outcome, Resolver, ResolverState, person_id
 
 log = get_logger(__name__)
@@ -80,11 +84,13 @@ class Identity:
                 "linkage-person-national-ids", default=None, partitions=1
             ),
             counters=app.Table("linkage-counters", default=None, partitions=1),
+            apart=app.Table("linkage-apart", default=None, partitions=1),
         )
         self.members = app.Table("linkage-members", default=None, partitions=1)
         # Possible matches waiting for a coordinator: review id (the record id) -> the case.
         self.reviews = app.Table("review-queue", default=None, partitions=1)
         self.resolver = Resolver(state=self.state)
+        self.commands = IdentityCommands(self)
         self.person_events = app.topic(
             topics.person_events, key_serializer="raw", value_serializer="raw"
         )
@@ -110,16 +116,21 @@ class Identity:
 
         async def identify(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             async for event in stream.events():
-                command = (event.headers or {}).get(REVIEW_DECISION)
-                if command is not None:
-                    await self.decide_review(json.loads(command))
+                headers = event.headers or {}
+                if REVIEW_DECISION in headers:
+                    await self.decide_review(json.loads(headers[REVIEW_DECISION]))
+                elif IDENTITY_COMMAND_HEADER in headers:
+                    await self.commands.apply(json.loads(headers[IDENTITY_COMMAND_HEADER]))
                 else:
                     await self.identify(event)
                 yield None
 
         async def keep_links(stream: faust.StreamT[dict[str, Any]]) -> AsyncIterator[None]:
             async for decision in stream:
-                self.links[decision["record_id"]] = decision["person_id"]
+                if decision["person_id"] is not None:
+                    self.links[decision["record_id"]] = decision["person_id"]
+                elif decision["record_id"] in self.links:
+                    del self.links[decision["record_id"]]  # erased: a tombstone
                 yield None
 
         app.agent(agency_events, name=f"{PROCESSOR}-forward")(forward)
@@ -140,6 +151,9 @@ class Identity:
         for member in record.get("household") or []:
             await self._record(self.resolver.resolve(member["subject"]), agency)
             relationships[member["subject"]["record_id"]] = member["relationship"]
+        prior_record_id = record.get("merged_record_id")
+        if prior_record_id:
+            await self._join_hospital_records(subject["record_id"], prior_record_id)
         # Asked after every resolution: a household member's record may have merged persons.
         person_id = self.resolver.person_of(subject["record_id"])
         household = {
@@ -157,6 +171,18 @@ class Identity:
         EVENTS_OUT.labels(PROCESSOR, agency, self.person_events.get_topic_name()).inc()
         log.debug("event_identified", event_id=envelope["event_id"], person_id=person_id)
 
+    async def _join_hospital_records(self, record_id: str, prior_record_id: str) -> None:
+        """HL7 A40: the hospital merged a prior hospital number into this one: one person."""
+        if prior_record_id not in self.state.records:
+            # Never seen: nothing of it to move. Its own events, should any come, link to
+            # this person the usual way.
+            log.info("merged_record_unknown", record_id=record_id)
+            return
+        clusters = self.resolver.clusters
+        roots = [clusters.root(record_id), clusters.root(prior_record_id)]
+        if roots[0] != roots[1]:
+            await self.join_persons(roots, {"basis": "deterministic", "reason": "HL7 A40"})
+
     async def _record(self, decision: Decision, agency: str) -> None:
         """Publish what a decision changed: a newly linked record, and any merged persons."""
         members: list[str] = self.members.get(decision.person_id) or []
@@ -167,9 +193,9 @@ class Identity:
         if decision.record_id not in members:
             members = [*members, decision.record_id]
         self.members[decision.person_id] = members
-        await self._send_decision(decision.record_id, decision.person_id)
+        await self.send_decision(decision.record_id, decision.person_id)
         link = {"record_id": decision.record_id, "agency": agency, **link_of(decision)}
-        await self._send_change(decision.person_id, {"change": "link", "link": link})
+        await self.send_change(decision.person_id, {"change": "link", "link": link})
         if decision.outcome is Outcome.POSSIBLE_MATCH:
             self.reviews[decision.record_id] = {"review_id": decision.record_id, **link}
         log.info(
@@ -189,8 +215,8 @@ class Identity:
         if absorbed in self.members:
             del self.members[absorbed]
         for record_id in moved:
-            await self._send_decision(record_id, survivor)
-        await self._send_change(absorbed, {"change": "merge", "into": survivor, "reason": reason})
+            await self.send_decision(record_id, survivor)
+        await self.send_change(absorbed, {"change": "merge", "into": survivor, "reason": reason})
         log.info("persons_merged", absorbed=absorbed, survivor=survivor)
         return [*members, *(record_id for record_id in moved if record_id not in members)]
 
@@ -215,26 +241,45 @@ class Identity:
         if command["decision"] != "match":
             return
         clusters = self.resolver.clusters
-        roots = {
+        roots = [
             clusters.root(case["record_id"]),
             clusters.root(case["evidence"]["candidate_record_id"]),
-        }
-        if len(roots) == 1:
+        ]
+        if roots[0] == roots[1]:
             return
-        survivor_root = clusters.join(*roots)
-        survivor = person_id(survivor_root)
         reason = f"coordinator {command['coordinator']}: {command['reason']}"
-        members: list[str] = self.members.get(survivor) or []
-        for root in roots - {survivor_root}:
-            members = await self._merge(person_id(root), survivor, reason, members)
-        self.members[survivor] = members
+        survivor = await self.join_persons(roots, {"basis": "coordinator", "reason": reason})
         link = {**case, "basis": "coordinator", "outcome": "match", "reason": reason}
         link.pop("review_id", None)
-        await self._send_change(survivor, {"change": "link", "link": link})
+        await self.send_change(survivor, {"change": "link", "link": link})
 
-    async def _send_decision(self, record_id: str, person_id: str) -> None:
+    async def join_persons(self, roots: list[str], link: dict[str, Any]) -> str:
+        """Make the persons of these root records one; returns the surviving person id.
+
+        For a merge someone asserted (a coordinator, a hospital's A40) rather than one the
+        resolver found: each record of an absorbed person is relinked with `link` (basis, who,
+        why), sent before the merge on the absorbed person's key so the timeline applies it
+        first and moves it along with the rest.
+        """
+        clusters = self.resolver.clusters
+        survivor_root = roots[0]
+        for root in roots[1:]:
+            survivor_root = clusters.join(survivor_root, clusters.root(root))
+        survivor = person_id(survivor_root)
+        members: list[str] = self.members.get(survivor) or []
+        for absorbed in dict.fromkeys(person_id(root) for root in roots):
+            if absorbed == survivor:
+                continue
+            for record_id in self.members.get(absorbed) or []:
+                relinked = {"record_id": record_id, "outcome": "match", **link}
+                await self.send_change(absorbed, {"change": "link", "link": relinked})
+            members = await self._merge(absorbed, survivor, link["reason"], members)
+        self.members[survivor] = members
+        return survivor
+
+    async def send_decision(self, record_id: str, person_id: str) -> None:
         value = {"record_id": record_id, "person_id": person_id}
         await self.decisions.send(key=record_id.encode(), value=value)
 
-    async def _send_change(self, person_id: str, change: dict[str, Any]) -> None:
+    async def send_change(self, person_id: str, change: dict[str, Any]) -> None:
         await self.changes.send(key=person_id.encode(), value={"person_id": person_id, **change})

@@ -67,7 +67,7 @@ class OwnerRouter:
         }
         headers[FORWARDED_BY] = str(self.app.conf.canonical_url)
         target = owner.with_path(request.rel_url.path).with_query(request.rel_url.query)
-        sent = await view.web.read_request_content(request)  # a POST's body goes along
+        sent = await request_body(request)  # a POST's body goes along
         try:
             async with self.app.http_client.request(
                 request.method,
@@ -89,6 +89,13 @@ class OwnerRouter:
             # A merged person's answer names where its resources went.
             headers={ANSWERED_BY: str(owner), **({"Location": moved_to} if moved_to else {})},
         )
+
+
+async def request_body(request: Request) -> bytes:
+    """The request's body; read any number of times, so a worker may read a POST's body to
+    check it and still forward it (aiohttp keeps what `read` returned)."""
+    body: bytes = await request.read()
+    return body
 
 
 def _same_worker(one: URL, other: URL) -> bool:

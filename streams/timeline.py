@@ -58,6 +58,8 @@ def timeline_entry(record: dict[str, Any]) -> Entry:
     what = envelope["event_type"].replace("_", " ")
     return {
         "event_id": envelope["event_id"],
+        # The agency record it is about (keyed hash): a split moves the record's events.
+        "record_id": envelope["subject"]["record_id"],
         "event_type": envelope["event_type"],
         "agency": envelope["agency"],
         "occurred_at": iso(envelope["occurred_at"]),
@@ -132,9 +134,13 @@ class Timelines:
         entry = timeline_entry(record)
         household = household_of(event)
         household.pop(person_id, None)
-        if "merged_into" in timeline:
-            # Identity merged this person after sending the event: it follows the others.
-            await self._move(timeline["merged_into"], {"events": [entry], "household": household})
+        moved_to = timeline.get("merged_into") or timeline.get("moved_records", {}).get(
+            entry["record_id"]
+        )
+        if moved_to:
+            # Identity merged this person, or split the record off it, after sending the
+            # event: it follows the others.
+            await self._move(moved_to, {"events": [entry], "household": household})
             return
         added = add_event(timeline, entry)
         if added or household.items() - timeline.get("household", {}).items():
@@ -153,6 +159,11 @@ class Timelines:
     async def apply(self, change: dict[str, Any]) -> None:
         """Apply an identity change keyed by this person: a link, a merge, moved contents."""
         person_id = change["person_id"]
+        if change["change"] == "erase":
+            if person_id in self.table:
+                del self.table[person_id]  # a tombstone on the changelog: gone on recovery
+                log.info("timeline_erased", person_id=person_id)
+            return
         timeline: Timeline = dict(self.table[person_id])
         if "merged_into" in timeline and change["change"] != "merge":
             await self._move(timeline["merged_into"], _contents_of(change))
@@ -167,12 +178,47 @@ class Timelines:
         if change["change"] == "link":
             # The newest decision on a record wins (a coordinator's over the resolver's).
             link = change["link"]
-            if timeline.get("links", {}).get(link["record_id"]) != link:
+            known = timeline.get("links", {}).get(link["record_id"])
+            if known is not None and "agency" not in link:
+                # A relink by a merge someone asserted names the basis, not the agency.
+                link = {"agency": known.get("agency"), **link}
+            if known != link:
                 timeline["links"] = {**timeline.get("links", {}), link["record_id"]: link}
                 self.table[person_id] = timeline
             return
-        if absorb(timeline, person_id, _contents_of(change)):
+        if change["change"] == "split":
+            await self._split(person_id, timeline, change)
+            return
+        contents = _contents_of(change)
+        # Records coming (back) here are no longer elsewhere.
+        returned = timeline.get("moved_records", {}).keys() & contents.get("links", {}).keys()
+        if absorb(timeline, person_id, contents) or returned:
+            for record_id in returned:
+                del timeline["moved_records"][record_id]
             self.table[person_id] = timeline
+
+    async def _split(self, person_id: str, timeline: Timeline, change: dict[str, Any]) -> None:
+        """Relink the records a coordinator split off, and move the moved group's events and
+        links to their new person; later events of those records follow them there."""
+        links = dict(timeline.get("links", {}))
+        for record_id in change["listed"]:
+            agency = links.get(record_id, {}).get("agency")
+            links[record_id] = {"record_id": record_id, "agency": agency, **change["link"]}
+        moved = set(change["records"])
+        events = timeline.get("events", [])
+        timeline["events"] = [entry for entry in events if entry.get("record_id") not in moved]
+        timeline["links"] = {key: link for key, link in links.items() if key not in moved}
+        timeline["moved_records"] = {
+            **timeline.get("moved_records", {}),
+            **dict.fromkeys(moved, change["into"]),
+        }
+        self.table[person_id] = timeline
+        contents = {
+            "events": [entry for entry in events if entry.get("record_id") in moved],
+            "links": {key: link for key, link in links.items() if key in moved},
+        }
+        await self._move(change["into"], contents)
+        log.info("timeline_split", person_id=person_id, into=change["into"])
 
     async def _move(self, survivor: str, contents: Timeline) -> None:
         """Send timeline contents to the survivor's partition, where `apply` adds them."""

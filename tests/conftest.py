@@ -13,7 +13,7 @@ import secrets
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -30,6 +30,7 @@ BOOTSTRAP = os.environ.get("BACKBONE_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 POSTGRES_SCRIPT = REPO_ROOT / "deploy" / "postgres" / "postgres.sh"
 POSTGRES_PORT = os.environ.get("BACKBONE_POSTGRES_PORT", "15432")
 POSTGRES_DSN = f"host=127.0.0.1 port={POSTGRES_PORT} user=postgres dbname=postgres"
+SAMPLE_HOOKS = ("HEALTH", "SOCIAL_CARE", "HOUSING")  # deploy/notifications/routing.yaml
 
 
 _SYLLABLES = ("ka", "lo", "mi", "ne", "su", "ta", "vo", "ri", "de", "ga", "po", "zu", "be", "hi")
@@ -125,10 +126,14 @@ class Deployment:
     webhook_port: int
     connector_metrics_port: int
 
-    def start_worker(self, logs: Path) -> BackboneProcess:
-        """`backbone worker` for this deployment (not yet waited for)."""
+    def start_worker(self, logs: Path, extra: Mapping[str, str] | None = None) -> BackboneProcess:
+        """`backbone worker` for this deployment, with `extra` settings (not yet waited for)."""
         return BackboneProcess.start(
-            "worker", ["worker"], self.env(), logs, f"http://127.0.0.1:{self.worker_port}/health"
+            "worker",
+            ["worker"],
+            {**self.env(), **(extra or {})},
+            logs,
+            f"http://127.0.0.1:{self.worker_port}/health",
         )
 
     def start_webhook_connector(self, logs: Path) -> BackboneProcess:
@@ -155,6 +160,8 @@ class Deployment:
             "BACKBONE_WEBHOOK_PORT": str(self.webhook_port),
             "BACKBONE_METRICS_PORT": str(self.connector_metrics_port),
             "BACKBONE_LOG_LEVEL": "INFO",
+            # The sample notification routing's webhook secrets (a worker needs them to start).
+            **{f"BACKBONE_NOTIFY_SECRET_{team}": self.webhook_secret for team in SAMPLE_HOOKS},
         }
 
 

@@ -59,8 +59,10 @@ class Hospital:
         national_id: str | None = None,
         postcode: str | None = None,
         days_ago: int = 0,
+        merged_number: str | None = None,
     ) -> str:
-        """One admission of the patient; returns its event id once Kafka acknowledged it."""
+        """One admission of the patient (an A40 merge of `merged_number` into this hospital
+        number, if given); returns its event id once Kafka acknowledged it."""
         record_id = self.pseudonyms.record_id("health", "MR", hospital_number)
         subject = Subject(
             record_id=record_id,
@@ -76,7 +78,7 @@ class Hospital:
         event = HealthEvent(
             envelope=Envelope(
                 event_id=str(uuid.uuid4()),
-                event_type="admission",
+                event_type="patient_records_merged" if merged_number else "admission",
                 agency=Agency.HEALTH,
                 source_system="test-pas",
                 occurred_at=occurred,
@@ -87,7 +89,10 @@ class Hospital:
             ),
             facility="LGI",
             message_control_id=uuid.uuid4().hex,
-            encounter=Encounter(patient_class="I", admitted_at=occurred),
+            encounter=None if merged_number else Encounter(patient_class="I", admitted_at=occurred),
+            merged_record_id=(
+                self.pseudonyms.record_id("health", "MR", merged_number) if merged_number else None
+            ),
         )
         topic = Topics(self.deployment.prefix).agency_events(Agency.HEALTH)
         value = self.codec.encode(event.schema_name(), event.to_avro())

@@ -165,6 +165,31 @@ def test_a_record_that_joins_two_persons_merges_them() -> None:
     assert resolver.person_of(after.record_id) == before.person_id
 
 
+def test_records_split_off_a_person_stay_apart_until_someone_joins_them() -> None:
+    resolver = Resolver()
+    first = resolver.resolve(subject("1", "Grace", "Okafor", GRACE, national_id="QQ123456C"))
+    second = resolver.resolve(subject("2", "Grace", "Okafor", GRACE, national_id="QQ654321C"))
+    third = resolver.resolve(subject("3", "Grace", "Okafor", GRACE))
+    members = [first.record_id, second.record_id, third.record_id]
+    clusters = resolver.clusters
+    for record_id in members[1:]:  # a coordinator said so (different national ids)
+        clusters.join(clusters.root(first.record_id), clusters.root(record_id))
+
+    staying, leaving = clusters.split(members, {second.record_id, third.record_id})
+
+    assert staying == first.record_id and leaving == second.record_id
+    assert resolver.person_of(third.record_id) == resolver.person_of(second.record_id)
+    again = resolver.resolve(subject("3", "Grace", "Okafor", GRACE))  # matches both persons
+    assert again.person_id == resolver.person_of(second.record_id)
+    assert again.merged_person_ids == ()
+    assert resolver.person_of(first.record_id) == first.person_id
+    new = resolver.resolve(subject("4", "Grace", "Okafor", GRACE, national_id="QQ654321C"))
+    assert new.person_id == resolver.person_of(second.record_id)
+    assert new.merged_person_ids == ()
+    clusters.join(staying, clusters.root(second.record_id))
+    assert resolver.state.apart == {}
+
+
 def test_different_national_ids_are_never_linked_automatically() -> None:
     resolver = Resolver()
     first = resolver.resolve(subject("1", "Grace", "Okafor", GRACE, national_id="QQ123456C"))

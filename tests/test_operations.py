@@ -38,6 +38,7 @@ from connectors.registry import CONNECTORS
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson
 from streams.faust_sensors import faust_metrics
 from streams.lag import CONSUMER_LAG, ConsumerLag
+from streams.notifications.routing import SAMPLE_ROUTING
 from streams.settings import WorkerSettings
 from tests.conftest import Deployment
 
@@ -547,6 +548,18 @@ def test_compose_runs_kafka_in_kraft_mode_with_prometheus_and_grafana() -> None:
     )
 
 
+def routing_secrets() -> set[str]:
+    """The variables the sample notification routing reads its webhook secrets from."""
+    routing = yaml.safe_load(SAMPLE_ROUTING.read_text())
+    return {
+        channel["webhook"]["secret_env"]
+        for section in ("teams", "escalation")
+        for channels in routing.get(section, {}).values()
+        for channel in channels
+        if "webhook" in channel
+    }
+
+
 def test_compose_runs_the_worker_and_every_connector_with_settings_they_know() -> None:
     services = compose_services()
     backbone = {name: s for name, s in services.items() if s.get("image", "").startswith("agency")}
@@ -557,8 +570,11 @@ def test_compose_runs_the_worker_and_every_connector_with_settings_they_know() -
         model = settings_class(service)
         environment = set(service["environment"])
         fields = {f"BACKBONE_{field.upper()}": info for field, info in model.model_fields.items()}
-        assert environment <= set(fields), f"{name}: {environment - set(fields)} unknown"
+        known = set(fields) | (routing_secrets() if model is WorkerSettings else set())
+        assert environment <= known, f"{name}: {environment - known} unknown"
         required = {variable for variable, info in fields.items() if info.is_required()}
+        if model is WorkerSettings:
+            required |= routing_secrets()  # the worker refuses to start without them
         assert required <= environment, f"{name}: {required - environment} missing"
         if name in connectors:
             assert service["command"] == ["connector", "run", name]

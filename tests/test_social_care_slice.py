@@ -378,6 +378,7 @@ def test_every_process_serves_metrics_and_logs_json_with_the_event_id(pipeline: 
     person = new_person()
     answer = pipeline.system.deliver(case_event(person))
     event_id = answer.json()["event_id"]
+    assert pipeline.system.deliver(b"not json").status_code == 400  # counted as a dead letter
     pipeline.timeline(person.case_person_id, events=1)
 
     connector_metrics = httpx.get(
@@ -425,3 +426,14 @@ def test_a_household_member_without_events_of_their_own_has_an_empty_timeline(
     assert answer.status_code in (200, 404), answer.text
     if answer.status_code == 200:
         assert answer.json()["events"] == []
+
+
+def test_the_coordinator_page_is_served_and_reads_only_through_the_api(pipeline: Slice) -> None:
+    page = httpx.get(f"{pipeline.api.base_url}/ui/")
+
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    # The page carries no data: it calls the audited API with the coordinator's token.
+    for call in ("/persons/lookup?", "/timeline", "/links", "/alerts", "/review", "X-Purpose"):
+        assert call in page.text

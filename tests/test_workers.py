@@ -297,6 +297,20 @@ def test_a_forwarded_request_is_audited_once_by_the_worker_that_answered(group: 
     assert events
 
 
+def test_a_forwarded_post_keeps_its_body(group: Group) -> None:
+    # The identity resolver's tables live on one worker; the other forwards commands to it.
+    unknown = [uuid.uuid4().hex, uuid.uuid4().hex]
+    answers = [
+        worker.api.post("/persons/merge", json={"person_ids": unknown, "reason": "same person"})
+        for worker in group.workers
+    ]
+
+    # Both read the body the caller sent: the person ids are unknown, not the body missing.
+    assert [answer.status_code for answer in answers] == [404, 404], [a.text for a in answers]
+    answered_by = {w.answered_by(a) for w, a in zip(group.workers, answers, strict=True)}
+    assert len(answered_by) == 1
+
+
 def test_a_stopped_workers_partitions_and_tables_are_taken_over_without_loss(
     group: Group,
 ) -> None:

@@ -130,7 +130,10 @@ class Resolver:
         return Decision(record.record_id, person_id(root), Outcome.MATCH, reason, shown, merged)
 
     def _compatible(self, root: str, other_root: str) -> bool:
-        """Two persons with different national identifiers are never merged automatically."""
+        """Two persons with different national identifiers, or that a coordinator split, are
+        never merged automatically."""
+        if self.clusters.apart(root, other_root):
+            return False
         mine = set(self.clusters.national_ids_of(root))
         theirs = set(self.clusters.national_ids_of(other_root))
         return not (mine and theirs and mine.isdisjoint(theirs))

@@ -10,6 +10,8 @@ changed in place, because a Faust table only writes its changelog on assignment.
 - person_national_ids: root record id -> the national identifiers of that person
 - counters: "records" -> how many records have been stored (the next arrival number; counted
   here because the length of a table on disk is a scan of all of it)
+- apart: root record id -> root record ids of persons a coordinator split from it, which the
+  resolver must not join to it again
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.linkage.blocking import blocking_keys
 from streams.linkage.record import LinkageRecord
 
 MAX_VERSIONS = 4  # a record's details as they changed (a married name, a move); the last few
@@ -34,6 +37,7 @@ class ResolverState:
     parents: MutableMapping[str, str] = field(default_factory=dict)
     person_national_ids: MutableMapping[str, list[str]] = field(default_factory=dict)
     counters: MutableMapping[str, int] = field(default_factory=dict)
+    apart: MutableMapping[str, list[str]] = field(default_factory=dict)
 
     def versions(self, record_id: str) -> list[LinkageRecord]:
         """The details a record has been seen with, oldest first."""
@@ -63,6 +67,30 @@ class ResolverState:
             holders = self.blocks.get(key, [])
             if record_id not in holders:
                 self.blocks[key] = [*holders, record_id]
+
+    def forget(self, record_ids: set[str]) -> None:
+        """Erase records: their details, index entries, national identifiers, cluster links."""
+        for record_id in record_ids:
+            for version in self.versions(record_id):
+                for key in blocking_keys(version):
+                    holders = [held for held in self.blocks.get(key, []) if held != record_id]
+                    _replace(self.blocks, key, holders)
+                if version.national_id and self.national_ids.get(version.national_id) in record_ids:
+                    del self.national_ids[version.national_id]
+            for table in (self.records, self.parents, self.person_national_ids, self.apart):
+                if record_id in table:
+                    del table[record_id]
+        for root, kept in list(self.apart.items()):
+            _replace(self.apart, root, [other for other in kept if other not in record_ids])
+
+
+def _replace(table: MutableMapping[str, list[str]], key: str, values: list[str]) -> None:
+    """Write `values` under `key`, or delete the key when there are none left."""
+    if values:
+        if values != table.get(key):
+            table[key] = values
+    elif key in table:
+        del table[key]
 
 
 class Clusters:
@@ -95,7 +123,11 @@ class Clusters:
         self.state.national_ids.setdefault(national_id, root)
 
     def join(self, first_root: str, second_root: str) -> str:
-        """Make two persons one; the earlier-seen root survives, so its person id lasts."""
+        """Make two persons one; the earlier-seen root survives, so its person id lasts.
+
+        A join overrides a split between the two (only someone's assertion joins persons
+        kept apart: the resolver asks `apart` first).
+        """
         if first_root == second_root:
             return first_root
         survivor, absorbed = sorted((first_root, second_root), key=self._seniority)
@@ -103,7 +135,63 @@ class Clusters:
         self.state.parents.setdefault(survivor, survivor)
         for national_id in self.state.person_national_ids.pop(absorbed, []):
             self.add_national_id(survivor, national_id)
+        kept_apart = [*self.state.apart.pop(survivor, []), *self.state.apart.pop(absorbed, [])]
+        others = [root for root in kept_apart if self.root(root) != survivor]
+        if others:
+            self.state.apart[survivor] = list(dict.fromkeys(others))
         return survivor
+
+    def split(self, members: list[str], leaving: set[str]) -> tuple[str, str]:
+        """Make the `leaving` records of one person (of `members`) a person of their own.
+
+        Returns the roots of the records that stay and of those that leave. The group holding
+        the person's root keeps it, and so its person id; the other group's root is its
+        earliest-seen record. The two persons are kept apart from then on.
+        """
+        root = self.root(members[0])
+        groups = (
+            [record_id for record_id in members if record_id not in leaving],
+            [record_id for record_id in members if record_id in leaving],
+        )
+        roots = tuple(
+            root if root in group else min(group, key=self._seniority) for group in groups
+        )
+        national_ids = [self._national_ids_in(group) for group in groups]
+        self.state.person_national_ids.pop(root, None)
+        kept_apart = self.state.apart.pop(root, [])
+        for group, group_root, own, others in zip(
+            groups, roots, national_ids, reversed(national_ids), strict=True
+        ):
+            for record_id in group:
+                self.state.parents[record_id] = group_root
+            for national_id in own:
+                self.add_national_id(group_root, national_id)
+                if national_id not in others:
+                    self.state.national_ids[national_id] = group_root
+            if kept_apart:
+                self.state.apart[group_root] = list(kept_apart)
+        self.keep_apart(roots[0], roots[1])
+        return roots[0], roots[1]
+
+    def keep_apart(self, root: str, other_root: str) -> None:
+        """Note that two persons are not the same, whatever their records say."""
+        for one, other in ((root, other_root), (other_root, root)):
+            known = self.state.apart.get(one, [])
+            if other not in known:
+                self.state.apart[one] = [*known, other]
+
+    def apart(self, root: str, other_root: str) -> bool:
+        """Whether a coordinator said these two persons (by root) are not the same."""
+        return any(self.root(kept) == other_root for kept in self.state.apart.get(root, []))
+
+    def _national_ids_in(self, records: list[str]) -> list[str]:
+        found = (
+            version.national_id
+            for record_id in records
+            for version in self.state.versions(record_id)
+            if version.national_id
+        )
+        return list(dict.fromkeys(found))
 
     def _seniority(self, record_id: str) -> tuple[int, str]:
         stored = self.state.records.get(record_id)

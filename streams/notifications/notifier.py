@@ -33,7 +33,8 @@ class Notifier:
     def __init__(
         self, routing: Routing, channels: Mapping[ChannelKind, Channel], delivery_log: DeliveryLog
     ) -> None:
-        kinds = {recipient.kind for group in routing.teams.values() for recipient in group}
+        groups = [*routing.teams.values(), *routing.escalation.values()]
+        kinds = {recipient.kind for group in groups for recipient in group}
         missing = sorted(kinds - set(channels))
         if missing:
             raise ConfigurationError(f"notifier: no channel for {', '.join(missing)} recipients")
@@ -48,7 +49,18 @@ class Notifier:
         wanted = tuple(alert.teams if teams is None else teams)
         for team in self._routing.unrouted(wanted):
             log.warning("notification_team_unrouted", alert_id=alert.alert_id, team=team)
-        recipients = self._routing.recipients_for(wanted)
+        return await self._deliver_all(alert, stage, self._routing.recipients_for(wanted))
+
+    async def escalate(self, alert: Alert) -> list[Notification]:
+        """Deliver `alert` at stage `escalated` to its teams' escalation contacts."""
+        for team in Routing(self._routing.escalation).unrouted(alert.teams):
+            log.warning("escalation_contact_missing", alert_id=alert.alert_id, team=team)
+        contacts = self._routing.escalation_contacts(alert.teams)
+        return await self._deliver_all(alert, "escalated", contacts)
+
+    async def _deliver_all(
+        self, alert: Alert, stage: str, recipients: Iterable[Recipient]
+    ) -> list[Notification]:
         return list(
             await asyncio.gather(
                 *(self._deliver_once(alert, stage, recipient) for recipient in recipients)

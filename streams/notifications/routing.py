@@ -7,6 +7,13 @@ The file maps each team named in a rule's `notify` to its channels:
         - webhook: {url: https://hooks.example.org/housing, secret_env: BACKBONE_HOOK_HOUSING}
         - email: {to: housing-officers@example.org}
 
+An optional `escalation` section has the same shape: each team's escalation contact, who
+hears of an open alert nobody acknowledged in time (alert-rules.md):
+
+    escalation:
+      housing-officers:
+        - email: {to: housing-duty-manager@example.org}
+
 It is validated once at start-up, secrets included (a webhook's `secret_env` must name a set
 environment variable), and every problem reads `team <name> <field path>: <what is wrong>`.
 A recipient is one channel address; two teams that share an address share one recipient, so
@@ -104,6 +111,11 @@ class Routing:
     """The validated routing: each team's recipients."""
 
     teams: Mapping[str, tuple[Recipient, ...]]
+    escalation: Mapping[str, tuple[Recipient, ...]] = field(default_factory=dict)
+
+    def escalation_contacts(self, teams: Iterable[str]) -> tuple[Recipient, ...]:
+        """The escalation contacts of the given teams, once each, in routing order."""
+        return Routing(self.escalation).recipients_for(teams)
 
     def recipients_for(self, teams: Iterable[str]) -> tuple[Recipient, ...]:
         """Every recipient of the given teams, once each, in routing order."""
@@ -147,16 +159,30 @@ def parse_routing(text: str, environ: Mapping[str, str], source: str = "<text>")
         raise RoutingFileError(source, [f"not YAML: {exc}"]) from exc
     if not isinstance(document, dict) or not isinstance(document.get("teams"), dict):
         raise RoutingFileError(source, ["teams: must be a mapping of team name to channels"])
-    teams: dict[str, tuple[Recipient, ...]] = {}
-    problems: list[str] = []
-    for name, channels in document["teams"].items():
-        recipients, team_problems = _team(str(name), channels, environ)
-        teams[str(name)] = recipients
-        problems.extend(team_problems)
-    problems.extend(_conflicting_secrets(teams))
+    escalation = document.get("escalation", {})
+    if not isinstance(escalation, dict):
+        raise RoutingFileError(source, ["escalation: must be a mapping of team name to channels"])
+    teams, problems = _teams(document["teams"], environ)
+    contacts, contact_problems = _teams(escalation, environ, "escalation of team")
+    problems += contact_problems
+    problems += _conflicting_secrets(
+        {**teams, **{f"{n} (escalation)": r for n, r in contacts.items()}}
+    )
     if problems:
         raise RoutingFileError(source, problems)
-    return Routing(teams=teams)
+    return Routing(teams=teams, escalation=contacts)
+
+
+def _teams(
+    section: dict[Any, Any], environ: Mapping[str, str], label: str = "team"
+) -> tuple[dict[str, tuple[Recipient, ...]], list[str]]:
+    teams: dict[str, tuple[Recipient, ...]] = {}
+    problems: list[str] = []
+    for name, channels in section.items():
+        recipients, team_problems = _team(str(name), channels, environ)
+        teams[str(name)] = recipients
+        problems.extend(p.replace("team ", f"{label} ", 1) for p in team_problems)
+    return teams, problems
 
 
 def _team(
