@@ -128,6 +128,18 @@ def ensure_topics(settings: BackboneSettings, timeout_s: float = 30.0) -> None:
     _wait_for_leaders(admin, [topic.topic for topic in missing], timeout_s)
 
 
+def delete_topics(bootstrap: str, prefix: str, timeout_s: float = 30.0) -> None:
+    """Delete every topic whose name starts with `prefix`, the workers' changelogs included:
+    a broker slows down, and its heap fills, with every partition it keeps."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [
+        name for name in admin.list_topics(timeout=timeout_s).topics if name.startswith(prefix)
+    ]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=timeout_s).values():
+            future.result()
+
+
 def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) -> None:
     """Block until every partition of the new topics has a leader: until then the first
     produce or offset lookup fails with NOT_LEADER_FOR_PARTITION."""

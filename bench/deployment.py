@@ -26,7 +26,7 @@ from backbone.codec import AvroCodec, SchemaStore
 from backbone.errors import TransientError
 from backbone.processes import BackboneProcess, free_port, stop_all
 from backbone.settings import REPO_ROOT, BackboneSettings
-from backbone.topics import Topics, ensure_topics
+from backbone.topics import Topics, delete_topics, ensure_topics
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
 PROGRESS_METRIC = "backbone_events_in"
@@ -131,15 +131,8 @@ class BenchDeployment:
         ensure_topics(BackboneSettings(**values))
 
     def delete_topics(self) -> None:
-        """Delete every topic of the run (the workers' changelogs included): a shared broker
-        slows down with every partition it keeps."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        names = [
-            name for name in admin.list_topics(timeout=30).topics if name.startswith(self.prefix)
-        ]
-        if names:
-            for future in admin.delete_topics(names, operation_timeout=30).values():
-                future.result()
+        """Delete every topic of the run (the workers' changelogs included)."""
+        delete_topics(self.bootstrap, self.prefix)
 
     def env(self, worker_port: int, number: int) -> dict[str, str]:
         """The environment of worker `number`."""
