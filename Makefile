@@ -1,9 +1,10 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing.
+# `make bench` runs the benchmark (README, "Benchmark").
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint bench
 
 install: $(VENV)/.installed
 
@@ -25,3 +26,7 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/backbone bench

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -175,6 +177,49 @@ def rules_check(rule_file: Path) -> None:
     click.echo(f"{rule_file}: {len(rule_set.rules)} rules ok")
 
 
+@rules.command("replay")
+@click.option(
+    "--rules",
+    "rule_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The rule file to try",
+)
+@click.option(
+    "--from",
+    "since",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Replay events that occurred on or after this date (UTC)",
+)
+@config_option
+def rules_replay(rule_file: Path, since: datetime, config_file: Path | None) -> None:
+    """Print the alerts a rule file would have raised over the person-events history.
+
+    Reads the deployment's person-events topic from the start (settings from BACKBONE_* or
+    --config), runs the alert processor's own code in memory and notifies nobody.
+    """
+    from backbone.settings import load_settings
+    from streams.alerts.replay import describe, replay
+    from streams.alerts.rules import load_rules
+    from streams.settings import AlertSettings
+
+    settings = load_settings(AlertSettings, config_file)
+    rule_set = load_rules(rule_file)
+    result = replay(settings, rule_set, since.replace(tzinfo=UTC))
+    for alert in result.raised:
+        for line in describe(alert):
+            click.echo(line)
+    counts = result.per_rule()
+    for rule in rule_set.rules:
+        click.echo(f"{rule.id}: {counts.get(rule.id, 0)} alert(s)")
+    click.echo(
+        f"{len(result.raised)} alert(s) would have been raised ({result.absorbed} later "
+        f"match(es) absorbed) from {result.replayed} of {result.read} events"
+        + (f"; {result.undecodable} undecodable skipped" if result.undecodable else "")
+    )
+
+
 @main.command()
 @click.option("--coordinator", required=True, help="The coordinator's name")
 @click.option("--team", "teams", multiple=True, required=True, help="A team (repeatable)")
@@ -230,3 +275,58 @@ def demo(exit_when_done: bool) -> None:
     from backbone.demo import run_demo
 
     run_demo(wait=not exit_when_done)
+
+
+SIZE_OPTIONS = (
+    ("--warmup-events", int, "Events before the pipeline's clock starts (default 500)"),
+    ("--pipeline-events", int, "Events of the pipeline burst (default 50,000)"),
+    ("--latency-rate", float, "Offered events/s of the latency run (default 2,000)"),
+    ("--latency-seconds", float, "Length of the latency run (default 30)"),
+    ("--backfill-events", int, "Events of the replay (default 1,000,000)"),
+    ("--soak-seconds", float, "Length of the memory soak (default 600)"),
+    ("--ingest-records", int, "Requests / messages per connector benchmark (default 20,000)"),
+)
+
+
+def size_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The benchmark's size flags; unset ones keep the full or --quick default."""
+    for flag, kind, about in reversed(SIZE_OPTIONS):
+        command = click.option(flag, type=kind, help=about)(command)
+    return command
+
+
+@main.command()
+@click.option("--quick", is_flag=True, help="Tiny sizes (seconds): proves the benchmark works")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench-results/bench.json"),
+    show_default=True,
+    help="Where the figures go",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench-results/bench.png"),
+    show_default=True,
+    help="Where the PNG goes",
+)
+@click.option("--workers", type=int, default=1, show_default=True, help="Stream workers to run")
+@click.option(
+    "--bootstrap",
+    envvar="BACKBONE_KAFKA_BOOTSTRAP",
+    default="127.0.0.1:19092",
+    show_default=True,
+    help="Kafka; the project's own broker is started (and stopped after) if none answers",
+)
+@size_options
+def bench(quick: bool, **chosen: Any) -> None:
+    """Measure the backbone through the real broker: ceiling, pipeline, latency, ingest,
+    backfill, memory; write JSON and a PNG (README, "Benchmark")."""
+    from bench.run import BenchOptions, run_bench
+
+    sizes = {key: value for key, value in chosen.items() if value is not None}
+    options = BenchOptions.quick(**sizes) if quick else BenchOptions(**sizes)
+    run_bench(options, say=lambda line: click.echo(f"bench: {line}", err=True))

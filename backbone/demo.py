@@ -25,6 +25,7 @@ from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
 from simulators import hospital, housing, jobcentre, social_care
 from simulators.stories import Story, demo_story
+from streams.alerts.rules import SHIPPED_RULES, load_rules
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
 POSTGRES_SCRIPT = REPO_ROOT / "deploy" / "postgres" / "postgres.sh"
@@ -169,9 +170,9 @@ def _play_and_show(story: Story, env: dict[str, str], dsn: str, keys: dict[str, 
     _play_jobcentre(story, dsn)
     _play_housing(story, Path(env["BACKBONE_HOUSING_DROP_DIR"]))
 
-    token = issue_token(
-        keys["token"].encode(), "demo-coordinator", ["safeguarding"], "safeguarding_lead"
-    )
+    # A coordinator of every team the shipped rules notify, so the demo shows every alert.
+    teams = sorted({team for rule in load_rules(SHIPPED_RULES).rules for team in rule.notify})
+    token = issue_token(keys["token"].encode(), "demo-coordinator", teams, "safeguarding_lead")
     api = httpx.Client(
         base_url=f"http://127.0.0.1:{WORKER_PORT}",
         timeout=10.0,
@@ -182,7 +183,8 @@ def _play_and_show(story: Story, env: dict[str, str], dsn: str, keys: dict[str, 
     _say("\nUnified timelines (GET /persons/{id}/timeline):")
     for label, case_person_id in story.people.items():
         _print_timeline(api, label, case_person_id)
-    _say(f"\nA coordinator token for the API (role safeguarding_lead):\n  {token}")
+    _say_alerts(api)
+    _say(f"\nA coordinator token for the API (role safeguarding_lead, every team):\n  {token}")
 
 
 def _play_social_care(story: Story, secret: bytes) -> None:
@@ -271,6 +273,24 @@ def _print_timeline(api: httpx.Client, label: str, case_person_id: str) -> None:
         _say(f"    {event['occurred_at'][:16]}  {event['summary']:<44} {event['event_id'][:8]}")
 
 
+def _say_alerts(api: httpx.Client, settle_s: float = 10.0) -> None:
+    """The alerts raised so far; alerts come a moment after the timelines, so wait until no
+    new one came for a while (absences due later are raised by the worker's timer)."""
+    alerts: list[dict[str, Any]] = []
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < settle_s:
+        time.sleep(0.5)
+        answer = api.get("/alerts", params={"limit": 1000})
+        if answer.status_code == 200 and len(answer.json()["alerts"]) > len(alerts):
+            alerts, quiet_since = answer.json()["alerts"], time.monotonic()
+    _say("\nAlerts (GET /alerts):")
+    if not alerts:
+        _say("  none")
+    for alert in alerts:
+        _say(f"  {alert['rule_id']} {alert['severity']:<7} {alert['status']:<12} {alert['text']}")
+        _say(f"     person {alert['person_id']}; notified: {', '.join(alert['teams'])}")
+
+
 def _say_dead_letters() -> None:
     _say("\nDead letters, by connector and reason (from each connector's /metrics):")
     for name, port in CONNECTOR_METRICS_PORTS.items():
@@ -284,6 +304,7 @@ def _say_dead_letters() -> None:
 
 def _say_where(logs: Path) -> None:
     _say(f"\nCoordinator API   http://127.0.0.1:{WORKER_PORT}/persons/...  (token above)")
+    _say(f"Coordinator page  http://127.0.0.1:{WORKER_PORT}/ui/  (paste the token)")
     _say(f"Worker metrics    http://127.0.0.1:{WORKER_PORT}/metrics")
     for name, port in CONNECTOR_METRICS_PORTS.items():
         _say(f"{name + ' metrics':<30} http://127.0.0.1:{port}/metrics")

@@ -29,6 +29,11 @@ PROCESSING_SECONDS = Histogram(
     ["component"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+ALERTS_RAISED = Counter(
+    "backbone_alerts_raised_total",
+    "Alerts the alert processor raised (not the later matches absorbed into open alerts)",
+    ["rule", "severity"],
+)
 
 
 def exposition() -> tuple[bytes, str]:

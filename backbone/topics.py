@@ -63,6 +63,12 @@ class Topics:
         return f"{self.prefix}.alerts"
 
     @property
+    def alert_updates(self) -> str:
+        """The alert processor's own updates for a person's partition, keyed by person id:
+        household members' entries, merged persons' views, deadline checks, closed alerts."""
+        return f"{self.prefix}.alert-updates"
+
+    @property
     def connector_positions(self) -> str:
         """Each connector's durable position per source partition (compacted)."""
         return f"{self.prefix}.connector-positions"
@@ -80,6 +86,7 @@ class Topics:
             self.identity_changes,
             self.audit,
             self.alerts,
+            self.alert_updates,
             self.connector_positions,
         ]
 
@@ -119,6 +126,18 @@ def ensure_topics(settings: BackboneSettings, timeout_s: float = 30.0) -> None:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):  # another process won the race
                 raise TransientError(f"cannot create topic {name}: {exc}") from exc
     _wait_for_leaders(admin, [topic.topic for topic in missing], timeout_s)
+
+
+def delete_topics(bootstrap: str, prefix: str, timeout_s: float = 30.0) -> None:
+    """Delete every topic whose name starts with `prefix`, the workers' changelogs included:
+    a broker slows down, and its heap fills, with every partition it keeps."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [
+        name for name in admin.list_topics(timeout=timeout_s).topics if name.startswith(prefix)
+    ]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=timeout_s).values():
+            future.result()
 
 
 def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) -> None:

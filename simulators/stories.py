@@ -1,9 +1,14 @@
 """Sample agency traffic with known outcomes: one family, seen by all four agencies.
 
 Grace Okafor's national identifier is known to the hospital, the jobcentre, housing and social
-care, so her events from all four land on one timeline. Her son Daniel is known to social care
-only. The story also carries the mishaps real feeds have: a retried delivery, a late arrival,
-malformed input in every format and a forged signature.
+care, so her events from all four land on one timeline. Her son Daniel has no national
+identifier: his A&E attendance is linked to his social care record by name, birth date and
+postcode. The story also carries the mishaps real feeds have: a retried delivery, a late
+arrival, malformed input in every format and a forged signature.
+
+Three alert rules fire on it: R1 (Grace is discharged after a notice to quit), R2 (an eviction
+warrant for a household with a child open to social care) and R6 (Daniel's safeguarding concern
+after his emergency attendance).
 """
 
 from __future__ import annotations
@@ -66,8 +71,9 @@ def demo_story(now: datetime | None = None) -> Story:
         jobcentre=_jobcentre(today),
         housing=_housing(today),
         people={"Daniel": child.case_person_id, "Grace": mother.case_person_id},
-        # Grace: 1 social care + 3 health + 4 jobcentre + 3 housing; Daniel: 3 social care.
-        expected_events={"Daniel": 3, "Grace": 11},
+        # Grace: 1 social care + 3 health + 4 jobcentre + 4 housing;
+        # Daniel: 3 social care + 1 health.
+        expected_events={"Daniel": 4, "Grace": 12},
     )
 
 
@@ -124,6 +130,18 @@ def _hospital(now: datetime) -> list[tuple[str, hospital.AdtMessage | bytes]]:
         "Leeds",
         "LS6 2AB",
     )
+    daniel = hospital.Patient(
+        "RBH502231",
+        "OKAFOR",
+        "DANIEL",
+        date(2015, 9, 3),
+        "M",
+        None,
+        "12 Moor Road",
+        "Leeds",
+        "LS6 2AB",
+    )
+    daniel_arrived = now - timedelta(days=4, hours=2)
     arrived = now - timedelta(days=6, hours=3)
     admitted = arrived + timedelta(hours=4)
     discharged = now - timedelta(days=2)
@@ -152,6 +170,16 @@ def _hospital(now: datetime) -> list[tuple[str, hospital.AdtMessage | bytes]]:
                 "MSG-9003",
                 discharged,
                 visit=hospital.Visit("I", "E", "01", admitted, discharged),
+            ),
+        ),
+        (
+            "A04 emergency attendance (Daniel, no national identifier)",
+            hospital.AdtMessage(
+                "A04",
+                daniel,
+                "MSG-9004",
+                daniel_arrived,
+                visit=hospital.Visit("E", admitted_at=daniel_arrived),
             ),
         ),
         ("not HL7 at all -> AE, dead letter", b"HELLO|this is not an ADT message"),
@@ -191,6 +219,7 @@ def _housing(today: date) -> list[Night]:
         "LS6 2AB",
         arrears_amount="310.00",
         arrears_weeks=2.0,
+        notice="notice_to_quit",
         household_size=2,
     )
     neighbour = housing.Tenancy(
@@ -203,14 +232,12 @@ def _housing(today: date) -> list[Night]:
         "14 Moor Road, Leeds",
         "LS6 2AB",
     )
-    behind = grace.changed(
-        arrears_amount="775.00", arrears_weeks=5.0, notice="notice_seeking_possession"
-    )
+    behind = grace.changed(arrears_amount="775.00", arrears_weeks=5.0, notice="eviction_warrant")
     bad_row = "2026-01-01,TEN-9,T-9,,Doe,Jo,not-a-date,1 Street,LS1 1AA,active,0,0,none,none,1"
     return [
         Night("export of two nights ago", today - timedelta(days=2), [grace, neighbour]),
         Night(
-            "last night's export (arrears, notice; one malformed row)",
+            "last night's export (arrears, eviction warrant; one malformed row)",
             today - timedelta(days=1),
             [behind, neighbour, bad_row],
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import faust
 
@@ -11,6 +12,8 @@ from backbone.pseudonyms import Pseudonymiser
 from backbone.topics import Topics, ensure_topics
 from streams.alert_api import AlertApi
 from streams.alert_lifecycle import AlertLifecycle
+from streams.alerts.processor import AlertProcessor
+from streams.alerts.rules import RuleSet, load_rules
 from streams.api import CoordinatorApi
 from streams.audit import AuditTrail
 from streams.coordinator_page import serve_coordinator_page
@@ -23,9 +26,15 @@ from streams.settings import WorkerSettings
 from streams.timeline import Timelines
 
 
-def create_app(settings: WorkerSettings) -> faust.App:
-    """A Faust app with the identity, timeline and alert lifecycle processors and the
-    coordinator API."""
+def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.App:
+    """A Faust app with the identity, timeline, alert and alert lifecycle processors and the
+    coordinator API.
+
+    Without `rules`, the rule file of the settings is loaded (RuleFileError names the rule and
+    field in error).
+    """
+    if rules is None:
+        rules = load_rules(settings.alert_rules_file)
     app = faust.App(
         f"{settings.topic_prefix}-streams",
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
@@ -51,6 +60,15 @@ def create_app(settings: WorkerSettings) -> faust.App:
     identity = Identity(app, topics, dead_letters)
     timelines = Timelines(app, topics, dead_letters)
     lifecycle = AlertLifecycle(app, codec, topics, dead_letters, settings, os.environ)
+    AlertProcessor(
+        app,
+        topics,
+        codec,
+        rules,
+        lateness=timedelta(seconds=settings.alert_lateness_s),
+        timer_interval_s=settings.alert_timer_interval_s,
+        alerts_partitions=topics.layout(topics.alerts, settings.partitions)[0],
+    )
     api = CoordinatorApi(
         app,
         token_secret=settings.token_secret.get_secret_value().encode(),
@@ -67,8 +85,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
 def run_worker(settings: WorkerSettings) -> None:
     """Run one worker until SIGTERM/SIGINT; several workers with one prefix share the work."""
+    # The rule file first: a wrong one stops the worker before it touches Kafka.
+    rules = load_rules(settings.alert_rules_file)
     ensure_topics(settings)
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
+    app = create_app(settings, rules)
     worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False, quiet=True)
     worker.execute_from_commandline()

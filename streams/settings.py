@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 
 from backbone.settings import BackboneSettings
+from streams.alerts.rules import SHIPPED_RULES
 from streams.notifications.settings import NotificationSettings
 
 
-class WorkerSettings(BackboneSettings, NotificationSettings):
-    """The Faust worker: its web server (API, /metrics), table store, alert lifecycle and the
-    notifications of alerts."""
+class AlertSettings(BackboneSettings):
+    """The alert rules and event time, shared by the worker and `backbone rules replay`."""
+
+    alert_rules_file: Path = Field(
+        SHIPPED_RULES,
+        description="YAML rule file, validated at start-up",
+    )
+    alert_lateness_s: float = Field(
+        86400.0,
+        ge=0,
+        description=(
+            "Seconds the event-time watermark stays behind the latest occurred_at seen (and "
+            "behind the wall clock when the timer moves it): how late events may come before "
+            "an absence is decided without them"
+        ),
+    )
+
+
+class WorkerSettings(AlertSettings, NotificationSettings):
+    """The Faust worker: its web server (API, /metrics), table store, the alert rules and
+    lifecycle, and the notifications of alerts."""
 
     worker_host: str = Field("127.0.0.1", description="Address the worker's HTTP API binds")
     worker_port: int = Field(6066, description="Port of the coordinator API and /metrics")
@@ -26,6 +46,12 @@ class WorkerSettings(BackboneSettings, NotificationSettings):
     )
     worker_store: Literal["rocksdb", "memory"] = Field(
         "rocksdb", description="Where tables live between changelog recoveries"
+    )
+    alert_timer_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="How often the alert timer moves event time with the wall clock and "
+        "checks the absences that are due",
     )
     token_secret: SecretStr = Field(description="Secret that signs coordinator tokens")
     worker_session_timeout_s: float = Field(

@@ -24,6 +24,7 @@ from confluent_kafka.admin import AdminClient
 
 from backbone.processes import BackboneProcess, free_port
 from backbone.settings import REPO_ROOT
+from backbone.topics import delete_topics
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
 BOOTSTRAP = os.environ.get("BACKBONE_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
@@ -166,9 +167,10 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def deployment(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
-    """Fresh topics (by prefix), secrets and ports for the tests of one module."""
-    return Deployment(
+def deployment(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """Fresh topics (by prefix), secrets and ports for the tests of one module; its topics are
+    deleted afterwards, so a whole test session does not fill the broker's heap."""
+    deployed = Deployment(
         bootstrap=kafka,
         prefix=f"t{uuid.uuid4().hex[:10]}",
         pseudonym_key=secrets.token_hex(32),
@@ -179,3 +181,5 @@ def deployment(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Deployme
         webhook_port=free_port(),
         connector_metrics_port=free_port(),
     )
+    yield deployed
+    delete_topics(kafka, deployed.prefix)

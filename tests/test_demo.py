@@ -51,30 +51,38 @@ def test_the_demo_joins_up_all_four_agencies_and_stops_cleanly_on_ctrl_c(
         demo.kill()
 
     assert "same delivery again (retry)" in out and "-> 400" in out and "-> 401" in out
-    assert out.count("-> AA") == 3 and "-> AE (MSH:" in out
+    assert out.count("-> AA") == 4 and "-> AE (MSH:" in out
     daniel = out[out.index("Daniel (case person") : out.index("Grace (case person")]
-    grace = out[out.index("Grace (case person") : out.index("A coordinator token")]
+    grace = out[out.index("Grace (case person") : out.index("Alerts (GET /alerts)")]
+    alerts = out[out.index("Alerts (GET /alerts)") : out.index("A coordinator token")]
+    # Daniel's attendance has no national identifier: linked by name, birth date, postcode.
     assert summaries(daniel) == [
         "Social care: referral received",
         "Social care: case opened",
+        "Health: attendance",
         "Social care: safeguarding concern",
     ]
     assert "household: parent" in daniel
     # One person across four agencies, linked by the keyed national identifier.
     seen = summaries(grace)
-    assert seen[:5] + seen[7:] == [
+    assert seen[:3] + seen[5:6] + seen[8:] == [
         "Social care: assessment completed",
         "Health: attendance",
         "Health: admission",
-        "Housing: tenancy started",
         "Health: discharge",
         "Jobcentre: jobseeker registered",
         "Jobcentre: claim applied",
         "Jobcentre: claim awarded",
         "Jobcentre: sanction imposed",
     ]
-    # Both come from last night's export, with the same event time: either order is right.
-    assert sorted(seen[5:7]) == ["Housing: arrears threshold crossed", "Housing: notice served"]
+    # Pairs from one night's export have the same event time: either order is right.
+    assert sorted(seen[3:5]) == ["Housing: notice served", "Housing: tenancy started"]
+    assert sorted(seen[6:8]) == [
+        "Housing: arrears threshold crossed",
+        "Housing: eviction warrant issued",
+    ]
+    raised = sorted(re.findall(r"^  (R\d) (urgent|high|warning)", alerts, re.MULTILINE))
+    assert raised == [("R1", "high"), ("R2", "urgent"), ("R6", "urgent")]
     dead_letters = out[out.index("Dead letters") : out.index("Unified timelines")]
     for connector in ("social-care-webhook", "hl7-mllp", "jobcentre-cdc", "housing-csv"):
         assert connector in dead_letters

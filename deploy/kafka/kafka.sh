@@ -6,7 +6,7 @@
 #   kafka.sh status  exit 0 if it is running
 # Settings (environment): BACKBONE_KAFKA_PORT (19092), BACKBONE_KAFKA_CONTROLLER_PORT (19093),
 # BACKBONE_KAFKA_HOME (jar cache, ~/.cache/agency-backbone/kafka-<version>),
-# BACKBONE_KAFKA_DATA (~/.cache/agency-backbone/kafka-data-<port>), BACKBONE_KAFKA_HEAP (512m).
+# BACKBONE_KAFKA_DATA (~/.cache/agency-backbone/kafka-data-<port>), BACKBONE_KAFKA_HEAP (1g).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,7 +16,7 @@ controller_port=${BACKBONE_KAFKA_CONTROLLER_PORT:-19093}
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/agency-backbone
 home=${BACKBONE_KAFKA_HOME:-$cache/kafka-$version}
 data=${BACKBONE_KAFKA_DATA:-$cache/kafka-data-$port}
-heap=${BACKBONE_KAFKA_HEAP:-512m}
+heap=${BACKBONE_KAFKA_HEAP:-1g}
 pidfile=$data/kafka.pid
 logfile=$data/kafka.log
 

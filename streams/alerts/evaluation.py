@@ -103,6 +103,10 @@ class RuleEngine:
                 _judge(rule, Situation(view, anchor, watermark), dedup, outcome)
         return outcome
 
+    def involves(self, entry: Entry) -> bool:
+        """True if some rule looks at this event (as its anchor or in a condition)."""
+        return any(_involves(rule, entry) for rule in self.rules.rules)
+
     def on_deadline(
         self,
         view: PersonView,

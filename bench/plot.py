@@ -1,0 +1,61 @@
+"""The benchmark's picture: throughput and lag over the run, and the latency histogram."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on a server
+import matplotlib.pyplot as plt
+
+from bench.progress import Sample
+
+PHASES = ("pipeline", "latency", "backfill", "soak")
+
+
+def plot(samples: list[Sample], figures: dict[str, Any], path: Path) -> None:
+    """Write a PNG: events/s and consumer lag per second with the phases marked, and the
+    distribution of send-to-timeline latency."""
+    figure, (rate_axes, lag_axes, latency_axes) = plt.subplots(3, 1, figsize=(10, 11))
+    times = [sample.at_s for sample in samples[1:]]
+    rates = [
+        (now.processed - before.processed) / max(now.at_s - before.at_s, 1e-9)
+        for before, now in itertools.pairwise(samples)
+    ]
+    rate_axes.plot(times, rates, color="tab:blue")
+    # Log scale: the ceiling and the pipeline are orders of magnitude apart.
+    rate_axes.set_yscale("symlog", linthresh=10)
+    rate_axes.set(title="Events through the pipeline", xlabel="s", ylabel="events/s")
+    ceiling = figures.get("ceiling", {}).get("events_per_s")
+    if ceiling:
+        rate_axes.axhline(ceiling, color="tab:gray", linestyle="--", label="ceiling (read+decode)")
+        rate_axes.legend(loc="upper right")
+    lag_axes.plot(
+        [s.at_s for s in samples if s.lag >= 0], [s.lag for s in samples if s.lag >= 0], "tab:red"
+    )
+    lag_axes.set(title="Consumer lag of the workers' group", xlabel="s", ylabel="records")
+    for axes in (rate_axes, lag_axes):
+        _mark_phases(axes, figures)
+    latencies = figures.get("latency", {}).get("timeline", {}).get("samples_ms", [])
+    latency_axes.hist(latencies or [0.0], bins=50, color="tab:green")
+    rate = figures.get("latency", {}).get("offered_rate", 0)
+    latency_axes.set(
+        title=f"Send to timeline update at {rate:,.0f} events/s offered",
+        xlabel="ms",
+        ylabel="events",
+    )
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _mark_phases(axes: Any, figures: dict[str, Any]) -> None:
+    for number, phase in enumerate(PHASES):
+        window = figures.get(phase, {}).get("window_s")
+        if window:
+            axes.axvspan(*window, alpha=0.08, color=f"C{number}")
+            axes.text(window[0], axes.get_ylim()[1] * 0.9, phase, fontsize=8)

@@ -1,0 +1,88 @@
+"""`backbone bench --quick` runs end to end against the real broker and reports every figure.
+
+Only that the benchmark works: every section is there with positive figures and the plot is
+written. Never whether a target was met (the machine is shared; figures are noisy).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SECTIONS = ("machine", "mix", "pipeline", "latency", "backfill", "ceiling", "soak", "memory")
+
+
+@pytest.fixture(scope="module")
+def figures(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    folder = tmp_path_factory.mktemp("bench")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backbone",
+            "bench",
+            "--quick",
+            "--bootstrap",
+            kafka,
+            "--json",
+            str(folder / "bench.json"),
+            "--plot",
+            str(folder / "bench.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((folder / "bench.json").read_text()), folder / "bench.png"
+
+
+def test_every_section_is_reported(figures: tuple[dict[str, Any], Path]) -> None:
+    report, _ = figures
+    for section in (*SECTIONS, "ingest", "progress"):
+        assert report.get(section), f"{section} missing from the report"
+    assert report["machine"]["cpus"] >= 1
+    assert report["machine"]["kafka"] != "unknown"
+
+
+def test_throughputs_are_positive(figures: tuple[dict[str, Any], Path]) -> None:
+    report, _ = figures
+    assert report["pipeline"]["events"] == 300
+    assert report["pipeline"]["events_per_s"] > 0
+    assert report["pipeline"]["events_per_s_per_worker"] > 0
+    assert report["pipeline"]["ratio_to_ceiling"] > 0
+    assert report["ceiling"]["events"] >= report["pipeline"]["events"] + 300
+    assert report["ceiling"]["events_per_s"] > 0
+    assert report["backfill"]["events_per_s"] > 0
+    assert report["backfill"]["lag_curve"], "no lag sampled during the backfill"
+
+
+def test_latency_has_quantiles(figures: tuple[dict[str, Any], Path]) -> None:
+    timeline = figures[0]["latency"]["timeline"]
+    assert timeline["count"] > 0
+    assert 0 < timeline["p50_ms"] <= timeline["p95_ms"] <= timeline["p99_ms"]
+
+
+def test_ingest_of_both_connectors(figures: tuple[dict[str, Any], Path]) -> None:
+    ingest = figures[0]["ingest"]
+    assert ingest["webhook"]["accepted"] == 200
+    assert ingest["webhook"]["records_per_s"] > 0
+    assert ingest["mllp"]["acknowledged"] == 200
+    assert ingest["mllp"]["records_per_s"] > 0
+
+
+def test_memory_of_every_worker_at_each_point(figures: tuple[dict[str, Any], Path]) -> None:
+    memory = figures[0]["memory"]
+    for point in ("start_mib", "after_backfill_mib", "after_soak_mib"):
+        assert memory[point]["worker-0"] > 0
+    assert figures[0]["soak"]["rss_samples"]
+
+
+def test_plot_is_written(figures: tuple[dict[str, Any], Path]) -> None:
+    png = figures[1]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
