@@ -27,6 +27,7 @@ from backbone.errors import TransientError
 from backbone.processes import BackboneProcess, free_port, stop_all
 from backbone.settings import REPO_ROOT, BackboneSettings
 from backbone.topics import Topics, delete_topics, ensure_topics
+from streams.table_memory import TABLE_STORE_METRIC
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
 PROGRESS_METRIC = "backbone_events_in"
@@ -74,15 +75,20 @@ class Worker:
 
     def timeline_events(self) -> int:
         """Events the worker's timeline processor has taken in (its /metrics counter)."""
+        return int(self._metric_sum(f"{PROGRESS_METRIC}_total", component="timeline"))
+
+    def table_store_bytes(self) -> int:
+        """Memory RocksDB holds for the worker's tables, all kinds (its /metrics gauge)."""
+        return int(self._metric_sum(TABLE_STORE_METRIC))
+
+    def _metric_sum(self, sample_name: str, **labels: str) -> float:
         text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5.0).text
-        return int(
-            sum(
-                sample.value
-                for family in text_string_to_metric_families(text)
-                if family.name == PROGRESS_METRIC
-                for sample in family.samples
-                if sample.name.endswith("_total") and sample.labels.get("component") == "timeline"
-            )
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == sample_name
+            and all(sample.labels.get(key) == value for key, value in labels.items())
         )
 
     def rss_bytes(self) -> int:

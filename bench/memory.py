@@ -1,4 +1,5 @@
-"""Memory: resident memory of each worker, at start, after the backfill, after a soak.
+"""Memory: resident memory of each worker, at start, after the backfill, after a soak, and
+the part of it RocksDB holds for the tables (memtables, block cache, index and filter blocks).
 
 The soak offers a steady load (a rate the workers sustain) for N minutes and samples every
 worker's RSS every few seconds: memory is flat when it does not grow with the events processed.
@@ -25,6 +26,14 @@ def rss_now(deployment: BenchDeployment) -> dict[str, float]:
     }
 
 
+def rocksdb_now(deployment: BenchDeployment) -> dict[str, float]:
+    """The part of each worker's memory that RocksDB holds for its tables, in MiB."""
+    return {
+        worker.process.name: round(worker.table_store_bytes() / MIB, 1)
+        for worker in deployment.workers
+    }
+
+
 def soak(
     deployment: BenchDeployment, events: Iterator[BenchEvent], rate: float, seconds: float
 ) -> dict[str, Any]:
@@ -36,7 +45,13 @@ def soak(
     def sample() -> None:
         nonlocal elapsed
         while True:
-            samples.append({"at_s": round(elapsed, 1), "rss_mib": rss_now(deployment)})
+            samples.append(
+                {
+                    "at_s": round(elapsed, 1),
+                    "rss_mib": rss_now(deployment),
+                    "rocksdb_mib": rocksdb_now(deployment),
+                }
+            )
             if stop.wait(RSS_EVERY_S):
                 return
             elapsed += RSS_EVERY_S

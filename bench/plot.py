@@ -1,4 +1,5 @@
-"""The benchmark's picture: throughput and lag over the run, and the latency histogram."""
+"""The benchmark's picture: throughput and lag over the run, the latency histogram, and the
+workers' memory during the soak."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ PHASES = ("pipeline", "latency", "backfill", "soak")
 
 def plot(samples: list[Sample], figures: dict[str, Any], path: Path) -> None:
     """Write a PNG: events/s and consumer lag per second with the phases marked, and the
-    distribution of send-to-timeline latency."""
-    figure, (rate_axes, lag_axes, latency_axes) = plt.subplots(3, 1, figsize=(10, 11))
+    distribution of send-to-timeline latency; memory in the soak."""
+    figure, (rate_axes, lag_axes, latency_axes, memory_axes) = plt.subplots(4, 1, figsize=(10, 14))
     times = [sample.at_s for sample in samples[1:]]
     rates = [
         (now.processed - before.processed) / max(now.at_s - before.at_s, 1e-9)
@@ -47,6 +48,7 @@ def plot(samples: list[Sample], figures: dict[str, Any], path: Path) -> None:
         xlabel="ms",
         ylabel="events",
     )
+    _plot_soak_memory(memory_axes, figures.get("soak", {}).get("rss_samples", []))
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
@@ -59,3 +61,12 @@ def _mark_phases(axes: Any, figures: dict[str, Any]) -> None:
         if window:
             axes.axvspan(*window, alpha=0.08, color=f"C{number}")
             axes.text(window[0], axes.get_ylim()[1] * 0.9, phase, fontsize=8)
+
+
+def _plot_soak_memory(axes: Any, samples: list[dict[str, Any]]) -> None:
+    seconds = [sample["at_s"] for sample in samples]
+    for key, label in (("rss_mib", "resident (all workers)"), ("rocksdb_mib", "of it RocksDB")):
+        axes.plot(seconds, [sum(sample[key].values()) for sample in samples], label=label)
+    axes.set(title="Worker memory during the soak", xlabel="s into the soak", ylabel="MiB")
+    axes.set_ylim(bottom=0)
+    axes.legend(loc="lower right")

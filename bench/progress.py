@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from streams.lag import ConsumerLag
 
 SAMPLE_EVERY_S = 1.0
-POLL_S = 0.05
+POLL_S = 0.25  # each poll renders the worker's whole /metrics page: finer costs it CPU
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class ProgressWatch:
 
     def wait_for(self, processed: int, timeout_s: float) -> float:
         """Block until the workers processed `processed` events in all; the seconds since
-        the watch started when they had (polled every 50 ms, finer than the samples)."""
+        the watch started when they had (polled every 250 ms, finer than the samples)."""
         deadline = time.monotonic() + timeout_s
         seen = 0
         while time.monotonic() < deadline:

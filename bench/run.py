@@ -24,7 +24,7 @@ from bench.deployment import BenchDeployment, project_broker
 from bench.ingest import run_ingest
 from bench.latency import Observer, measure_latency
 from bench.load import SteadyLoad
-from bench.memory import rss_now, soak
+from bench.memory import rocksdb_now, rss_now, soak
 from bench.mix import AgencyMix, BenchEvent
 from bench.pipeline import run_burst
 from bench.plot import plot
@@ -106,6 +106,7 @@ def _measure(
     say(f"starting {options.workers} worker(s)")
     deployment.start_workers(options.workers)
     memory: dict[str, Any] = {"start_mib": rss_now(deployment)}
+    rocksdb = {"start": rocksdb_now(deployment)}
     watch = ProgressWatch(deployment.timeline_events, options.bootstrap, deployment.group).start()
     try:
         warmup = _take(events, options.warmup_events)
@@ -122,6 +123,7 @@ def _measure(
         figures["backfill"] = run_backfill(deployment, history, watch, _timeout(len(history)))
         del history
         memory["after_backfill_mib"] = rss_now(deployment)
+        rocksdb["after_backfill"] = rocksdb_now(deployment)
         say("ceiling: reading and decoding every event on the agency topics")
         ceiling = read_and_decode(
             options.bootstrap, deployment.topics.all_agency_events(), deployment.codec()
@@ -132,7 +134,8 @@ def _measure(
         )
         figures["soak"] = _soak(options, deployment, events, watch, figures, say)
         memory["after_soak_mib"] = rss_now(deployment)
-        figures["memory"] = memory
+        rocksdb["after_soak"] = rocksdb_now(deployment)
+        figures["memory"] = {**memory, "rocksdb_mib": rocksdb}
     finally:
         figures["_samples"] = watch.stop()
 

@@ -23,6 +23,7 @@ from streams.identity import Identity
 from streams.identity_api import IdentityPages
 from streams.lag import watch_consumer_lag
 from streams.settings import WorkerSettings
+from streams.table_memory import watch_table_memory
 from streams.timeline import Timelines
 
 
@@ -80,7 +81,26 @@ def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.
     IdentityPages(api)
     AlertApi(api, lifecycle, settings.alert_change_timeout_s)
     serve_coordinator_page(app)
+    _bound_table_memory(app, settings)
+    watch_table_memory(app)
     return app
+
+
+def _bound_table_memory(app: faust.App, settings: WorkerSettings) -> None:
+    """Give every table's RocksDB small memtables and block cache.
+
+    Faust's defaults (64 MiB write buffers, three of them, and a 2 GiB block cache) apply per
+    table partition, and a worker holds about thirty: its memory would grow with the events
+    processed for gigabytes. The stores open when partitions are assigned, so this must run
+    before the worker starts.
+    """
+    mib = 1024 * 1024
+    for table in app.tables.values():
+        table.options = {
+            "write_buffer_size": settings.worker_table_write_buffer_mib * mib,
+            "max_write_buffer_number": 2,
+            "block_cache_size": settings.worker_table_cache_mib * mib,
+        }
 
 
 def run_worker(settings: WorkerSettings) -> None:

@@ -47,6 +47,17 @@ class WorkerSettings(AlertSettings, NotificationSettings):
     worker_store: Literal["rocksdb", "memory"] = Field(
         "rocksdb", description="Where tables live between changelog recoveries"
     )
+    worker_table_write_buffer_mib: int = Field(
+        4,
+        ge=1,
+        description=(
+            "RocksDB write buffer (memtable) of each table partition, two at most; RocksDB's "
+            "own default is 64 MiB, three at most, per partition"
+        ),
+    )
+    worker_table_cache_mib: int = Field(
+        8, ge=1, description="RocksDB block cache of each table partition (Faust's default: 2 GiB)"
+    )
     alert_timer_interval_s: float = Field(
         60.0,
         gt=0,

@@ -80,6 +80,9 @@ def test_memory_of_every_worker_at_each_point(figures: tuple[dict[str, Any], Pat
     memory = figures[0]["memory"]
     for point in ("start_mib", "after_backfill_mib", "after_soak_mib"):
         assert memory[point]["worker-0"] > 0
+    # The tables hold the events the worker took in, so RocksDB's share is there too.
+    for point in ("after_backfill", "after_soak"):
+        assert 0 < memory["rocksdb_mib"][point]["worker-0"] < memory[f"{point}_mib"]["worker-0"]
     assert figures[0]["soak"]["rss_samples"]
 
 
