@@ -190,8 +190,8 @@ def _take(events: Iterator[BenchEvent], count: int) -> list[BenchEvent]:
 
 
 def _timeout(events: int) -> float:
-    """Generous: 200 events/s at worst on a crowded machine, and two minutes of start-up."""
-    return 120.0 + events / 200.0
+    """Generous: 100 events/s at worst on a crowded machine, and two minutes of start-up."""
+    return 120.0 + events / 100.0
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
