@@ -31,6 +31,7 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 import backbone.metrics  # noqa: F401  (registers the backbone's metrics)
+import streams.table_memory  # noqa: F401  (registers the workers' table memory gauge)
 from backbone.processes import free_port, stop_all
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
