@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from confluent_kafka.admin import AdminClient
 
 from backbone.processes import BackboneProcess, free_port
 from backbone.settings import REPO_ROOT
+from backbone.tokens import issue_token
 from backbone.topics import delete_topics
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -145,6 +147,17 @@ class Deployment:
             self.env(),
             logs,
             f"http://127.0.0.1:{self.connector_metrics_port}/health",
+        )
+
+    def coordinator_api(self, name: str = "coordinator") -> httpx.Client:
+        """A client of the worker's API: a children's services social worker, direct care."""
+        token = issue_token(
+            self.token_secret.encode(), name, ["children-services"], "social_worker"
+        )
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.worker_port}",
+            timeout=10.0,
+            headers={"Authorization": f"Bearer {token}", "X-Purpose": "direct_care"},
         )
 
     def env(self) -> dict[str, str]:

@@ -43,7 +43,6 @@ from backbone.events import (
 from backbone.processes import BackboneProcess, stop_all
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 from backbone.settings import REPO_ROOT
-from backbone.tokens import issue_token
 from backbone.topics import Topics
 from streams.lag import ConsumerLag
 from tests.conftest import Deployment, distinct_identity, wait_until
@@ -332,14 +331,7 @@ def backbone(
         topic = Topics(deployment.prefix).alerts
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        token = issue_token(
-            deployment.token_secret.encode(), "coordinator", ["children-services"], "social_worker"
-        )
-        api = httpx.Client(
-            base_url=f"http://127.0.0.1:{deployment.worker_port}",
-            timeout=10.0,
-            headers={"Authorization": f"Bearer {token}", "X-Purpose": "direct_care"},
-        )
+        api = deployment.coordinator_api()
         yield Backbone(
             deployment,
             Agencies(deployment, producer, codec),

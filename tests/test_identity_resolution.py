@@ -28,7 +28,6 @@ from backbone.events import Encounter, Envelope, HealthEvent, Subject
 from backbone.processes import BackboneProcess, stop_all
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 from backbone.settings import REPO_ROOT
-from backbone.tokens import issue_token
 from backbone.topics import Topics
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson
 from tests.conftest import Deployment, distinct_identity
@@ -187,14 +186,7 @@ def backbone(
     try:
         connector.wait_healthy()
         worker.wait_healthy()
-        token = issue_token(
-            deployment.token_secret.encode(), "coordinator", ["children-services"], "social_worker"
-        )
-        api = httpx.Client(
-            base_url=f"http://127.0.0.1:{deployment.worker_port}",
-            timeout=10.0,
-            headers={"Authorization": f"Bearer {token}", "X-Purpose": "direct_care"},
-        )
+        api = deployment.coordinator_api()
         system = CaseManagementSystem(
             f"http://127.0.0.1:{deployment.webhook_port}", deployment.webhook_secret.encode()
         )

@@ -78,17 +78,7 @@ def pipeline(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -
     try:
         connector.wait_healthy()
         worker.wait_healthy()
-        token = issue_token(
-            deployment.token_secret.encode(),
-            "test-coordinator",
-            ["children-services"],
-            "social_worker",
-        )
-        api = httpx.Client(
-            base_url=f"http://127.0.0.1:{deployment.worker_port}",
-            timeout=10.0,
-            headers={"Authorization": f"Bearer {token}", "X-Purpose": "direct_care"},
-        )
+        api = deployment.coordinator_api("test-coordinator")
         system = CaseManagementSystem(
             f"http://127.0.0.1:{deployment.webhook_port}", deployment.webhook_secret.encode()
         )
