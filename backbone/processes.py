@@ -6,6 +6,7 @@ would, as separate processes talking over real sockets.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -53,6 +54,11 @@ class BackboneProcess:
                 pass
             time.sleep(0.3)
         raise RuntimeError(f"{self.name} was not healthy within {timeout_s:.0f} s; see {self.log}")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the process has used so far (user + system), from /proc/<pid>/stat."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self, timeout_s: float = 30.0) -> int:
         """SIGTERM, wait for a clean exit, SIGKILL if it does not come; the exit code."""

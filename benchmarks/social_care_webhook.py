@@ -109,15 +109,22 @@ def main() -> None:
     try:
         connector.wait_healthy()
         url = f"http://127.0.0.1:{webhook_port}/webhooks/social-care"
+        cpu_before, own_cpu_before = connector.cpu_seconds(), time.process_time()
         started = time.perf_counter()
         accepted = asyncio.run(post_all(url, secret.encode(), payloads, args.concurrency))
         elapsed = time.perf_counter() - started
+        connector_cpu = connector.cpu_seconds() - cpu_before
+        load_cpu = time.process_time() - own_cpu_before
     finally:
         connector.stop()
     rate = accepted / elapsed
+    # CPU per request is steadier than the rate on a shared 2-core machine.
+    connector_ms = 1000 * connector_cpu / max(accepted, 1)
+    load_ms = 1000 * load_cpu / max(accepted, 1)
     print(
         f"{accepted} of {args.records} requests accepted (202, on Kafka) in {elapsed:.2f} s: "
-        f"{rate:.1f} requests/s ({args.concurrency} concurrent)"
+        f"{rate:.1f} requests/s ({args.concurrency} concurrent); CPU per request: "
+        f"connector {connector_ms:.3f} ms, load generator {load_ms:.3f} ms"
     )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
@@ -129,6 +136,8 @@ def main() -> None:
                 "seconds": elapsed,
                 "records_per_s": rate,
                 "concurrency": args.concurrency,
+                "connector_cpu_ms_per_request": connector_ms,
+                "load_generator_cpu_ms_per_request": load_ms,
                 "cpus": os.cpu_count(),
                 "at": datetime.now(UTC).isoformat(),
             },
