@@ -82,6 +82,7 @@ main.add_command(
 @config_option
 def worker(config_file: Path | None) -> None:
     """Run a stream worker (Faust): identity, timeline and the coordinator API."""
+    from backbone.event_loop import use_uvloop
     from backbone.logging import configure_logging
     from backbone.settings import load_settings
     from streams.app import run_worker
@@ -89,6 +90,7 @@ def worker(config_file: Path | None) -> None:
 
     settings = load_settings(WorkerSettings, config_file)
     configure_logging(settings.log_level)
+    use_uvloop()
     run_worker(settings)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from backbone.errors import ConfigurationError
+from backbone.event_loop import use_uvloop
 from backbone.logging import configure_logging
 from backbone.settings import load_settings
 from connectors.runtime import ConnectorRuntime, run_connector
@@ -62,4 +63,5 @@ def run(name: str, config_file: Path | None) -> None:
     settings = load_settings(settings_class, config_file)
     configure_logging(settings.log_level)
     connector = _load(kind.connector)(settings)
+    use_uvloop()
     asyncio.run(run_connector(connector, ConnectorRuntime(name, settings)))
