@@ -25,6 +25,7 @@ from pathlib import Path
 
 from backbone.kafka_probe import message_count
 from backbone.processes import BackboneProcess, free_port
+from backbone.topics import delete_topics
 from simulators.hospital import AdtMessage, HospitalPas, Patient, Visit
 
 
@@ -119,11 +120,13 @@ def main() -> int:
         accepted, seconds = push(mllp_port, batches, args.window)
     finally:
         connector.stop()
+    on_topic = message_count(args.bootstrap, f"{prefix}.health.events")
+    delete_topics(args.bootstrap, f"{prefix}.")
     figures = {
         "connector": "hl7-mllp",
         "records": args.records,
         "acknowledged": accepted,
-        "on_topic": message_count(args.bootstrap, f"{prefix}.health.events"),
+        "on_topic": on_topic,
         "seconds": round(seconds, 3),
         "records_per_s": round(accepted / seconds, 1),
         "connections": args.connections,

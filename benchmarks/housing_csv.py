@@ -29,6 +29,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from backbone.processes import BackboneProcess, free_port
+from backbone.topics import delete_topics
 from simulators.housing import HousingManagementSystem, Tenancy, population
 
 FIRST_NIGHT = date(2026, 11, 1)
@@ -168,6 +169,7 @@ def main() -> None:
             peak = round(peak_rss_mib(process.process.pid), 1)
         finally:
             process.stop()
+            delete_topics(args.bootstrap, f"{prefix}.")
     result = {
         "connector": "housing-csv",
         "records": args.records,

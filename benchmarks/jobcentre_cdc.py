@@ -29,6 +29,7 @@ import psycopg
 from backbone.kafka_probe import message_count
 from backbone.processes import BackboneProcess, free_port
 from backbone.settings import REPO_ROOT
+from backbone.topics import delete_topics
 from simulators.jobcentre import CaseManagementSystem, Jobseeker, create_database, drop_database
 
 POSTGRES_SCRIPT = REPO_ROOT / "deploy" / "postgres" / "postgres.sh"
@@ -115,6 +116,7 @@ def main() -> None:
         connector.stop()
         system.close()
         drop_database(admin_dsn, database)
+        delete_topics(args.bootstrap, f"{prefix}.")
     figures = {
         "connector": "jobcentre-cdc",
         "records": args.records,

@@ -26,6 +26,7 @@ from pathlib import Path
 import aiohttp
 
 from backbone.processes import BackboneProcess, free_port
+from backbone.topics import delete_topics
 from simulators.social_care import CaseEvent, CasePerson
 
 
@@ -87,10 +88,11 @@ def main() -> None:
     args = parser.parse_args()
 
     secret = secrets.token_hex(32)
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
     webhook_port, metrics_port = free_port(), free_port()
     env = os.environ | {
         "BACKBONE_KAFKA_BOOTSTRAP": args.bootstrap,
-        "BACKBONE_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
+        "BACKBONE_TOPIC_PREFIX": prefix,
         "BACKBONE_PSEUDONYM_KEY": secrets.token_hex(32),
         "BACKBONE_WEBHOOK_SECRET": secret,
         "BACKBONE_WEBHOOK_PORT": str(webhook_port),
@@ -117,6 +119,7 @@ def main() -> None:
         load_cpu = time.process_time() - own_cpu_before
     finally:
         connector.stop()
+        delete_topics(args.bootstrap, f"{prefix}.")
     rate = accepted / elapsed
     # CPU per request is steadier than the rate on a shared 2-core machine.
     connector_ms = 1000 * connector_cpu / max(accepted, 1)
