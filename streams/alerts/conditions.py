@@ -140,9 +140,8 @@ def combine(verdicts: list[Verdict]) -> Verdict:
     return Verdict(State.HOLDS, events, due_at=max(decided) if decided else None)
 
 
-def takes_part(condition: Condition, anchor_at: datetime, occurrence: Occurrence) -> bool:
-    """True if the event is one this leaf condition looks for, at a time it looks at."""
+def looks_at(condition: Condition, anchor_at: datetime, at: datetime) -> bool:
+    """True if this leaf condition looks at events of time `at` around an anchor at `anchor_at`
+    (an open state: any time up to the anchor)."""
     window = None if condition.open is not None else condition.within
-    return in_window(anchor_at, occurrence.at, window) and any(
-        match.matches(occurrence.entry) for match in condition.matchers()
-    )
+    return in_window(anchor_at, at, window)

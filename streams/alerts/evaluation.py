@@ -14,9 +14,11 @@ they are not older than the watermark minus the rule's allowed lateness.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from operator import attrgetter
 
 from streams.alerts.alert import (
     Absorption,
@@ -28,9 +30,11 @@ from streams.alerts.alert import (
     PriorAlert,
     alert_id_for,
 )
-from streams.alerts.conditions import Situation, State, Verdict, combine, decide, takes_part
-from streams.alerts.rules import Rule, RuleSet
+from streams.alerts.conditions import ZERO, Situation, State, Verdict, combine, decide, looks_at
+from streams.alerts.rules import Condition, EventMatch, Rule, RuleSet
 from streams.alerts.view import Entry, Occurrence, PersonView, event_time
+
+_EVENT_TIME = attrgetter("at")
 
 
 class Dedup:
@@ -78,6 +82,7 @@ class RuleEngine:
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
+        self._interests = [_Interest.of(rule) for rule in rules.rules]
 
     def on_event(
         self,
@@ -93,19 +98,23 @@ class RuleEngine:
         outcome = Outcome()
         dedup = Dedup(prior)
         occurrence = Occurrence(view.person_id, arrived, event_time(arrived))
-        for rule in self.rules.rules:
-            if not _involves(rule, arrived):
+        for interest in self._interests:
+            rule, leaves = interest.rule, interest.leaves_matching(arrived)
+            if not leaves and not rule.when.matches(arrived):
                 continue
             if occurrence.at < watermark - rule.allowed_lateness:
                 outcome.too_late_for.append(rule.id)
                 continue
-            for anchor in _anchors_touched(rule, view, occurrence):
+            for anchor in _anchors_touched(rule, leaves, view, occurrence):
                 _judge(rule, Situation(view, anchor, watermark), dedup, outcome)
         return outcome
 
     def involves(self, entry: Entry) -> bool:
         """True if some rule looks at this event (as its anchor or in a condition)."""
-        return any(_involves(rule, entry) for rule in self.rules.rules)
+        return any(
+            interest.rule.when.matches(entry) or interest.leaves_matching(entry)
+            for interest in self._interests
+        )
 
     def on_deadline(
         self,
@@ -126,20 +135,47 @@ class RuleEngine:
         return outcome
 
 
-def _involves(rule: Rule, entry: Entry) -> bool:
-    return rule.when.matches(entry) or any(
-        match.matches(entry) for leaf in rule.leaves() for match in leaf.matchers()
-    )
+@dataclass(frozen=True)
+class _Interest:
+    """A rule's leaf conditions with the event matches each looks for, listed once: the
+    engine asks of every event which leaves it could satisfy."""
+
+    rule: Rule
+    leaves: tuple[tuple[Condition, tuple[EventMatch, ...]], ...]
+
+    @classmethod
+    def of(cls, rule: Rule) -> _Interest:
+        return cls(rule, tuple((leaf, tuple(leaf.matchers())) for leaf in rule.leaves()))
+
+    def leaves_matching(self, entry: Entry) -> list[Condition]:
+        """The leaf conditions that look for this event (at some time around an anchor)."""
+        return [
+            leaf for leaf, matches in self.leaves if any(match.matches(entry) for match in matches)
+        ]
 
 
-def _anchors_touched(rule: Rule, view: PersonView, arrived: Occurrence) -> Iterator[Occurrence]:
-    for anchor in view.own_events:
+def _anchors_touched(
+    rule: Rule, leaves: list[Condition], view: PersonView, arrived: Occurrence
+) -> Iterator[Occurrence]:
+    """The rule's anchors on the timeline that the arrived event is, or is in a window of;
+    `leaves` are the rule's leaf conditions that look for the arrived event."""
+    # No anchor earlier than this has the arrived event in a window: skip them (timelines
+    # only grow, and most events arrive after everything on them).
+    earliest = arrived.at - max((_reach_back(leaf) for leaf in leaves), default=ZERO)
+    events = view.own_events
+    for anchor in events[bisect.bisect_left(events, earliest, key=_EVENT_TIME) :]:
         if not rule.when.matches(anchor.entry):
             continue
         if anchor.event_id == arrived.event_id or any(
-            takes_part(leaf, anchor.at, arrived) for leaf in rule.leaves()
+            looks_at(leaf, anchor.at, arrived.at) for leaf in leaves
         ):
             yield anchor
+
+
+def _reach_back(leaf: Condition) -> timedelta:
+    """How long after an anchor this leaf condition still looks at events."""
+    window = None if leaf.open is not None else leaf.within
+    return max(window.after, ZERO) if window is not None else ZERO
 
 
 def _judge(rule: Rule, situation: Situation, dedup: Dedup, outcome: Outcome) -> None:
