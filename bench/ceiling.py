@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
 from backbone.codec import AvroCodec
 
 BATCH = 1000
+TIMEOUT_S = 600
+Record = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,16 @@ class Ceiling:
 
 def read_and_decode(bootstrap: str, topics: list[str], codec: AvroCodec) -> Ceiling:
     """Read every event now on `topics` and decode it; events/s from the first read."""
+    decoded = 0
+    started = time.perf_counter()
+    for _ in agency_records(bootstrap, topics, codec):
+        decoded += 1
+    seconds = time.perf_counter() - started
+    return Ceiling(decoded, round(seconds, 3), round(decoded / seconds, 1))
+
+
+def agency_records(bootstrap: str, topics: list[str], codec: AvroCodec) -> Iterator[Record]:
+    """Every event now on `topics`, decoded, partition by partition as a consumer gets them."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -48,19 +62,17 @@ def read_and_decode(bootstrap: str, topics: list[str], codec: AvroCodec) -> Ceil
         expected = sum(ends.values())
         consumer.assign([TopicPartition(topic, part, 0) for (topic, part) in ends])
         decoded = 0
-        started = time.perf_counter()
+        deadline = time.monotonic() + TIMEOUT_S
         while decoded < expected:
             for message in consumer.consume(BATCH, timeout=1.0):
                 value = message.value()
                 if message.error() is None and value is not None:
-                    codec.decode(value)
+                    yield codec.decode(value).record
                     decoded += 1
-            if time.perf_counter() - started > 600:
-                raise TimeoutError(f"read {decoded} of {expected} events in 600 s")
-        seconds = time.perf_counter() - started
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"read {decoded} of {expected} events in {TIMEOUT_S} s")
     finally:
         consumer.close()
-    return Ceiling(decoded, round(seconds, 3), round(decoded / seconds, 1))
 
 
 def _ends(consumer: Consumer, topics: list[str]) -> dict[tuple[str, int], int]:

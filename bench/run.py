@@ -6,6 +6,7 @@
 3. latency: a steady offered load, send to timeline update (and alert);
 4. backfill: a replay of history (1M events), its time and the lag curve; memory after it;
 5. ceiling: a plain consumer reading and decoding every event the workers processed;
+   logic: the same events through the processors' own code in this process (no Kafka, Faust);
 6. soak: a steady load the workers sustain for N minutes; memory after it;
 7. ingest: with the workers stopped, the webhook and MLLP connectors' benchmarks.
 """
@@ -19,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.backfill import run_backfill
-from bench.ceiling import read_and_decode
+from bench.ceiling import agency_records, read_and_decode
 from bench.deployment import BenchDeployment, project_broker
 from bench.ingest import run_ingest
 from bench.latency import Observer, measure_latency
 from bench.load import SteadyLoad
+from bench.logic import run_logic
 from bench.memory import rocksdb_now, rss_now, soak
 from bench.mix import AgencyMix, BenchEvent
 from bench.pipeline import run_burst
@@ -129,9 +131,16 @@ def _measure(
             options.bootstrap, deployment.topics.all_agency_events(), deployment.codec()
         )
         figures["ceiling"] = ceiling.as_json()
-        figures["pipeline"]["ratio_to_ceiling"] = round(
-            figures["pipeline"]["events_per_s"] / ceiling.events_per_s, 4
+        say("logic: the same events through the processors' own code, in this process")
+        figures["logic"] = run_logic(
+            agency_records(
+                options.bootstrap, deployment.topics.all_agency_events(), deployment.codec()
+            )
         )
+        for bound in ("ceiling", "logic"):
+            figures["pipeline"][f"ratio_to_{bound}"] = round(
+                figures["pipeline"]["events_per_s"] / figures[bound]["events_per_s"], 4
+            )
         figures["soak"] = _soak(options, deployment, events, watch, figures, say)
         memory["after_soak_mib"] = rss_now(deployment)
         rocksdb["after_soak"] = rocksdb_now(deployment)

@@ -14,7 +14,17 @@ from typing import Any
 
 import pytest
 
-SECTIONS = ("machine", "mix", "pipeline", "latency", "backfill", "ceiling", "soak", "memory")
+SECTIONS = (
+    "machine",
+    "mix",
+    "pipeline",
+    "latency",
+    "backfill",
+    "ceiling",
+    "logic",
+    "soak",
+    "memory",
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +70,16 @@ def test_throughputs_are_positive(figures: tuple[dict[str, Any], Path]) -> None:
     assert report["ceiling"]["events_per_s"] > 0
     assert report["backfill"]["events_per_s"] > 0
     assert report["backfill"]["lag_curve"], "no lag sampled during the backfill"
+
+
+def test_logic_processes_the_events_the_ceiling_read(figures: tuple[dict[str, Any], Path]) -> None:
+    report, _ = figures
+    logic = report["logic"]
+    assert logic["events"] == report["ceiling"]["events"]
+    assert logic["events_per_s"] > 0
+    assert set(logic["us_per_event"]) == {"identity", "timeline", "table_values", "alerts"}
+    assert all(spent > 0 for spent in logic["us_per_event"].values())
+    assert report["pipeline"]["ratio_to_logic"] > 0
 
 
 def test_latency_has_quantiles(figures: tuple[dict[str, Any], Path]) -> None:
