@@ -328,7 +328,9 @@ def bench(quick: bool, **chosen: Any) -> None:
     """Measure the backbone through the real broker: ceiling, pipeline, latency, ingest,
     backfill, memory; write JSON and a PNG (README, "Benchmark")."""
     from bench.run import BenchOptions, run_bench
+    from bench.summary import summary
 
     sizes = {key: value for key, value in chosen.items() if value is not None}
     options = BenchOptions.quick(**sizes) if quick else BenchOptions(**sizes)
-    run_bench(options, say=lambda line: click.echo(f"bench: {line}", err=True))
+    figures = run_bench(options, say=lambda line: click.echo(f"bench: {line}", err=True))
+    click.echo(summary(figures))

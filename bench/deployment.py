@@ -178,6 +178,10 @@ class BenchDeployment:
         """Events taken in by the timeline processors of all workers."""
         return sum(worker.timeline_events() for worker in self.workers)
 
+    def worker_cpu_seconds(self) -> float:
+        """CPU time all workers have used so far."""
+        return sum(worker.process.cpu_seconds() for worker in self.workers)
+
     def stop_workers(self) -> None:
         """Stop every worker (SIGTERM to all, then wait)."""
         stop_all([worker.process for worker in self.workers])

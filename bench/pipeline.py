@@ -31,6 +31,8 @@ class Throughput:
     produce_seconds: float
     events_per_s: float
     events_per_s_per_worker: float
+    # The workers' CPU (user + system) per event: steadier than the rate on a shared machine.
+    worker_cpu_ms_per_event: float
     window_s: tuple[float, float]  # the phase on the progress watch's clock
 
     def as_json(self) -> dict[str, object]:
@@ -43,11 +45,13 @@ def run_burst(
 ) -> Throughput:
     """Send `events` at once and time the workers until all are on a timeline."""
     target = deployment.timeline_events() + len(events)
+    cpu_before = deployment.worker_cpu_seconds()
     started_at = time.monotonic()
     began = watch.elapsed()
     produce_seconds = burst(deployment.bootstrap, events)
     finished = watch.wait_for(target, timeout_s)
     seconds = time.monotonic() - started_at
+    cpu_ms = 1000 * (deployment.worker_cpu_seconds() - cpu_before) / len(events)
     rate = len(events) / seconds
     workers = len(deployment.workers)
     return Throughput(
@@ -57,5 +61,6 @@ def run_burst(
         produce_seconds=round(produce_seconds, 3),
         events_per_s=round(rate, 1),
         events_per_s_per_worker=round(rate / max(workers, 1), 1),
+        worker_cpu_ms_per_event=round(cpu_ms, 3),
         window_s=(round(began, 3), round(finished, 3)),
     )

@@ -69,6 +69,7 @@ def test_throughputs_are_positive(figures: tuple[dict[str, Any], Path]) -> None:
     assert report["ceiling"]["events"] >= report["pipeline"]["events"] + 300
     assert report["ceiling"]["events_per_s"] > 0
     assert report["backfill"]["events_per_s"] > 0
+    assert report["backfill"]["worker_cpu_ms_per_event"] > 0
     assert report["backfill"]["lag_curve"], "no lag sampled during the backfill"
 
 

@@ -1,0 +1,114 @@
+"""The run's figures as one Markdown table: ours, beside the bounds and the targets.
+
+The bounds are measured in the same run (the plain consumer's ceiling, the processors' own code
+in process); the targets are the ones the project set itself for this 2-core machine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGETS = {
+    "pipeline": "20,000 events/s per worker, 25 % of the ceiling",
+    "backfill": "1M events in < 120 s",
+    "latency": "p99 < 250 ms at 2,000 events/s",
+    "webhook": "3,000 requests/s",
+    "memory": "flat in the soak",
+}
+
+
+def summary(figures: dict[str, Any]) -> str:
+    """A Markdown table of the run's headline figures."""
+    rows = [("measurement", "ours", "bound / target"), ("---", "---", "---")]
+    rows += [_ceiling(figures), _logic(figures), _pipeline(figures), _backfill(figures)]
+    rows += _latency(figures["latency"])
+    rows += _ingest(figures.get("ingest", {}))
+    rows.append(_memory(figures))
+    return "\n".join(f"| {' | '.join(row)} |" for row in rows)
+
+
+def _rate(value: float, unit: str = "events/s") -> str:
+    return f"{value:,.0f} {unit}"
+
+
+def _ceiling(figures: dict[str, Any]) -> tuple[str, str, str]:
+    ceiling = figures["ceiling"]
+    what = f"read + Avro-decode, plain confluent-kafka consumer, {ceiling['events']:,} events"
+    return (what, "", f"**{_rate(ceiling['events_per_s'])}** (ceiling)")
+
+
+def _logic(figures: dict[str, Any]) -> tuple[str, str, str]:
+    logic = figures["logic"]
+    stages = ", ".join(f"{stage} {us:.0f}" for stage, us in logic["us_per_event"].items())
+    what = f"the processors' own code in process, same events (µs per event: {stages})"
+    return (what, "", f"**{_rate(logic['events_per_s'])}** (logic)")
+
+
+def _pipeline(figures: dict[str, Any]) -> tuple[str, str, str]:
+    pipeline = figures["pipeline"]
+    what = f"pipeline, {pipeline['workers']} worker(s), {pipeline['events']:,}-event burst"
+    ours = (
+        f"**{_rate(pipeline['events_per_s_per_worker'])}** per worker, "
+        f"{pipeline['ratio_to_ceiling']:.1%} of the ceiling, "
+        f"{pipeline['ratio_to_logic']:.1%} of logic; "
+        f"{pipeline['worker_cpu_ms_per_event']:.2f} ms worker CPU per event"
+    )
+    return (what, ours, TARGETS["pipeline"])
+
+
+def _backfill(figures: dict[str, Any]) -> tuple[str, str, str]:
+    backfill = figures["backfill"]
+    ours = (
+        f"{backfill['seconds']:,.0f} s, **{_rate(backfill['events_per_s'])}**, "
+        f"{backfill['worker_cpu_ms_per_event']:.2f} ms worker CPU per event, "
+        f"lag peak {backfill['max_lag']:,}"
+    )
+    return (f"backfill of {backfill['events']:,} events", ours, TARGETS["backfill"])
+
+
+def _latency(latency: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for name, what in (("timeline", "send to timeline update"), ("alerts", "send to alert")):
+        figures = latency.get(name) or {}
+        if not figures.get("count"):
+            continue
+        ours = (
+            f"p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms, "
+            f"**p99 {figures['p99_ms']:.0f} ms**, max {figures['max_ms']:.0f} ms"
+        )
+        offered = f"{latency['offered_rate']:,.0f} events/s offered, {figures['count']:,} measured"
+        rows.append((f"latency, {what} ({offered})", ours, TARGETS["latency"]))
+    return rows
+
+
+def _ingest(ingest: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    if webhook := ingest.get("webhook"):
+        ours = (
+            f"**{_rate(webhook['records_per_s'], 'requests/s')}**, "
+            f"{webhook['connector_cpu_ms_per_request']:.2f} ms connector CPU per request"
+        )
+        what = f"webhook ingest (202 after the Kafka ack, {webhook['concurrency']} concurrent)"
+        rows.append((what, ours, TARGETS["webhook"]))
+    if mllp := ingest.get("mllp"):
+        what = f"MLLP ingest (AA after the Kafka ack, {mllp['connections']} connections)"
+        rows.append((what, _rate(mllp["records_per_s"], "messages/s"), ""))
+    return rows
+
+
+def _memory(figures: dict[str, Any]) -> tuple[str, str, str]:
+    memory = figures["memory"]
+    rocksdb = memory["rocksdb_mib"]
+    ours = "; ".join(
+        f"{worker}: **{memory['start_mib'][worker]:.0f} / "
+        f"{memory['after_backfill_mib'][worker]:.0f} / {memory['after_soak_mib'][worker]:.0f} MiB**"
+        f", of it RocksDB {rocksdb['start'][worker]:.0f} / {rocksdb['after_backfill'][worker]:.0f}"
+        f" / {rocksdb['after_soak'][worker]:.0f} MiB"
+        for worker in memory["start_mib"]
+    )
+    soak = figures["soak"]
+    what = (
+        f"worker RSS: start / after the backfill / after a {soak['seconds']:.0f} s soak "
+        f"({soak['events']:,} events at {soak['rate']:,.0f}/s)"
+    )
+    return (what, ours, TARGETS["memory"])
