@@ -30,7 +30,7 @@ from bench.memory import rocksdb_now, rss_now, soak
 from bench.mix import AgencyMix, BenchEvent
 from bench.pipeline import run_burst
 from bench.plot import plot
-from bench.progress import ProgressWatch
+from bench.progress import ProgressWatch, Sample
 from bench.report import machine, write_report
 
 Say = Callable[[str], None]
@@ -85,17 +85,29 @@ def run_bench(options: BenchOptions, say: Say = print) -> dict[str, Any]:
         figures["mix"] = {"records": mix.records, "events_sized_for": total}
         try:
             _measure(options, deployment, events, figures, say)
+        except Exception as exc:
+            # An hour's run keeps what it measured before the phase that failed.
+            figures["failed"] = f"{type(exc).__name__}: {exc}"
+            _write_figures(figures, options.json_path)
+            say(f"failed; the figures measured until then are in {options.json_path}")
+            raise
         finally:
             deployment.stop_workers()
             deployment.delete_topics()
         say(f"ingest: {options.ingest_records} webhook requests and MLLP messages")
         figures["ingest"] = run_ingest(options.bootstrap, options.ingest_records)
-    samples = figures.pop("_samples")
-    figures["progress"] = [asdict(sample) for sample in samples]
-    write_report(figures, options.json_path)
+    samples = _write_figures(figures, options.json_path)
     plot(samples, figures, options.plot_path)
     say(f"figures in {options.json_path}, plot in {options.plot_path}")
     return figures
+
+
+def _write_figures(figures: dict[str, Any], path: Path) -> list[Sample]:
+    """Write the JSON report, the progress samples included; returns the samples."""
+    samples: list[Sample] = figures.pop("_samples", [])
+    figures["progress"] = [asdict(sample) for sample in samples]
+    write_report(figures, path)
+    return samples
 
 
 def _measure(
