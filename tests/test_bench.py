@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+# The report, the plot's path and what the command printed.
+Figures = tuple[dict[str, Any], Path, str]
 SECTIONS = (
     "machine",
     "mix",
@@ -28,7 +30,7 @@ SECTIONS = (
 
 
 @pytest.fixture(scope="module")
-def figures(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+def figures(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Figures:
     folder = tmp_path_factory.mktemp("bench")
     result = subprocess.run(
         [
@@ -49,19 +51,19 @@ def figures(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[
         timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads((folder / "bench.json").read_text()), folder / "bench.png"
+    return json.loads((folder / "bench.json").read_text()), folder / "bench.png", result.stdout
 
 
-def test_every_section_is_reported(figures: tuple[dict[str, Any], Path]) -> None:
-    report, _ = figures
+def test_every_section_is_reported(figures: Figures) -> None:
+    report = figures[0]
     for section in (*SECTIONS, "ingest", "progress"):
         assert report.get(section), f"{section} missing from the report"
     assert report["machine"]["cpus"] >= 1
     assert report["machine"]["kafka"] != "unknown"
 
 
-def test_throughputs_are_positive(figures: tuple[dict[str, Any], Path]) -> None:
-    report, _ = figures
+def test_throughputs_are_positive(figures: Figures) -> None:
+    report = figures[0]
     assert report["pipeline"]["events"] == 300
     assert report["pipeline"]["events_per_s"] > 0
     assert report["pipeline"]["events_per_s_per_worker"] > 0
@@ -73,8 +75,8 @@ def test_throughputs_are_positive(figures: tuple[dict[str, Any], Path]) -> None:
     assert report["backfill"]["lag_curve"], "no lag sampled during the backfill"
 
 
-def test_logic_processes_the_events_the_ceiling_read(figures: tuple[dict[str, Any], Path]) -> None:
-    report, _ = figures
+def test_logic_processes_the_events_the_ceiling_read(figures: Figures) -> None:
+    report = figures[0]
     logic = report["logic"]
     assert logic["events"] == report["ceiling"]["events"]
     assert logic["events_per_s"] > 0
@@ -83,13 +85,13 @@ def test_logic_processes_the_events_the_ceiling_read(figures: tuple[dict[str, An
     assert report["pipeline"]["ratio_to_logic"] > 0
 
 
-def test_latency_has_quantiles(figures: tuple[dict[str, Any], Path]) -> None:
+def test_latency_has_quantiles(figures: Figures) -> None:
     timeline = figures[0]["latency"]["timeline"]
     assert timeline["count"] > 0
     assert 0 < timeline["p50_ms"] <= timeline["p95_ms"] <= timeline["p99_ms"]
 
 
-def test_ingest_of_both_connectors(figures: tuple[dict[str, Any], Path]) -> None:
+def test_ingest_of_both_connectors(figures: Figures) -> None:
     ingest = figures[0]["ingest"]
     assert ingest["webhook"]["accepted"] == 200
     assert ingest["webhook"]["records_per_s"] > 0
@@ -97,7 +99,7 @@ def test_ingest_of_both_connectors(figures: tuple[dict[str, Any], Path]) -> None
     assert ingest["mllp"]["records_per_s"] > 0
 
 
-def test_memory_of_every_worker_at_each_point(figures: tuple[dict[str, Any], Path]) -> None:
+def test_memory_of_every_worker_at_each_point(figures: Figures) -> None:
     memory = figures[0]["memory"]
     for point in ("start_mib", "after_backfill_mib", "after_soak_mib"):
         assert memory[point]["worker-0"] > 0
@@ -107,6 +109,16 @@ def test_memory_of_every_worker_at_each_point(figures: tuple[dict[str, Any], Pat
     assert figures[0]["soak"]["rss_samples"]
 
 
-def test_plot_is_written(figures: tuple[dict[str, Any], Path]) -> None:
+def test_plot_is_written(figures: Figures) -> None:
     png = figures[1]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_headline_figures_are_printed_beside_the_targets(figures: Figures) -> None:
+    report, _, printed = figures
+    rows = [line for line in printed.splitlines() if line.startswith("| ")]
+    pipeline = next(row for row in rows if row.startswith("| pipeline"))
+    assert f"{report['pipeline']['events_per_s_per_worker']:,.0f} events/s" in pipeline
+    assert "20,000 events/s per worker" in pipeline
+    assert any(row.startswith("| backfill of 300 events") for row in rows)
+    assert any("(ceiling)" in row for row in rows) and any("(logic)" in row for row in rows)
