@@ -69,14 +69,15 @@ def _backfill(figures: dict[str, Any]) -> tuple[str, str, str]:
 def _latency(latency: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = []
     for name, what in (("timeline", "send to timeline update"), ("alerts", "send to alert")):
-        figures = latency.get(name) or {}
-        if not figures.get("count"):
+        quantiles = latency.get(name) or {}
+        if not quantiles.get("count"):
             continue
         ours = (
-            f"p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms, "
-            f"**p99 {figures['p99_ms']:.0f} ms**, max {figures['max_ms']:.0f} ms"
+            f"p50 {quantiles['p50_ms']:.0f} ms, p95 {quantiles['p95_ms']:.0f} ms, "
+            f"**p99 {quantiles['p99_ms']:.0f} ms**, max {quantiles['max_ms']:.0f} ms"
         )
-        offered = f"{latency['offered_rate']:,.0f} events/s offered, {figures['count']:,} measured"
+        offered = f"{latency['offered_rate']:,.0f} events/s offered"
+        offered += f", {quantiles['count']:,} measured"
         rows.append((f"latency, {what} ({offered})", ours, TARGETS["latency"]))
     return rows
 
@@ -99,11 +100,14 @@ def _ingest(ingest: dict[str, Any]) -> list[tuple[str, str, str]]:
 def _memory(figures: dict[str, Any]) -> tuple[str, str, str]:
     memory = figures["memory"]
     rocksdb = memory["rocksdb_mib"]
+
+    def mib(points: list[dict[str, float]], worker: str) -> str:
+        return " / ".join(f"{point[worker]:.0f}" for point in points) + " MiB"
+
+    resident = [memory["start_mib"], memory["after_backfill_mib"], memory["after_soak_mib"]]
+    held = [rocksdb["start"], rocksdb["after_backfill"], rocksdb["after_soak"]]
     ours = "; ".join(
-        f"{worker}: **{memory['start_mib'][worker]:.0f} / "
-        f"{memory['after_backfill_mib'][worker]:.0f} / {memory['after_soak_mib'][worker]:.0f} MiB**"
-        f", of it RocksDB {rocksdb['start'][worker]:.0f} / {rocksdb['after_backfill'][worker]:.0f}"
-        f" / {rocksdb['after_soak'][worker]:.0f} MiB"
+        f"{worker}: **{mib(resident, worker)}**, of it RocksDB {mib(held, worker)}"
         for worker in memory["start_mib"]
     )
     soak = figures["soak"]
