@@ -42,6 +42,11 @@ EVENT_SCHEMAS: dict[Agency, str] = {
 AUDIT_SCHEMA = "backbone.audit.AuditRecord"
 ALERT_SCHEMA = "backbone.alerts.AlertEvent"
 
+# Header of an identity command on identity-input (the resolver applies merges, splits and
+# erasures in order with the records it resolves); `ERASE` is the erasure's command.
+IDENTITY_COMMAND_HEADER = "identity_command"
+ERASE = "erase"
+
 # The schemas written to topics; each has released versions it must stay compatible with.
 TOPIC_SCHEMAS: tuple[str, ...] = (*EVENT_SCHEMAS.values(), AUDIT_SCHEMA, ALERT_SCHEMA)
 

@@ -69,7 +69,7 @@ MLLP_CONNECTIONS = Gauge(
     ["connector"],
 )
 
-# Alerts and their notifications (streams/alert_lifecycle.py).
+# Alerts and their notifications (streams/alerting/lifecycle_agent.py).
 NOTIFICATIONS_SENT = Counter(
     "backbone_notifications_sent_total",
     "Notifications a channel delivered (webhook 2xx, SMTP relay accepted)",

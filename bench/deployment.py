@@ -24,10 +24,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.errors import TransientError
-from backbone.processes import BackboneProcess, free_port, stop_all
 from backbone.settings import REPO_ROOT, BackboneSettings
 from backbone.topics import Topics, delete_topics, ensure_topics
-from streams.table_memory import TABLE_STORE_METRIC
+from cli.processes import BackboneProcess, free_port, stop_all
+from streams.operations.table_memory import TABLE_STORE_METRIC
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
 PROGRESS_METRIC = "backbone_events_in"

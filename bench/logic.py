@@ -19,11 +19,11 @@ from typing import Any
 
 from faust.utils import json as table_json
 
-from streams.alerts.evaluation import RuleEngine
-from streams.alerts.rules import SHIPPED_RULES, load_rules
-from streams.alerts.tracking import AlertTracker, compact_entry
-from streams.linkage import Resolver, ResolverState
-from streams.timeline import add_event, timeline_entry
+from streams.alerting.evaluation import RuleEngine
+from streams.alerting.rules import SHIPPED_RULES, load_rules
+from streams.alerting.tracking import AlertTracker, compact_entry
+from streams.identity.linkage import Resolver, ResolverState
+from streams.timeline.processor import add_event, timeline_entry
 
 STAGES = ("identity", "timeline", "table_values", "alerts")
 LATENESS = timedelta(days=1)  # the worker's default (BACKBONE_ALERT_LATENESS_S)

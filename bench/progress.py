@@ -5,7 +5,8 @@ stage), read from their /metrics. Lag is the workers' consumer group's high wate
 its committed offsets over every topic it reads (agency topics, identity-input, person-events,
 identity decisions and changes; not the tables' changelogs, which the workers only read when
 recovering), measured from Kafka as the worker's lag gauge does
-(`streams.lag.ConsumerLag`). Faust commits every few seconds, so the lag curve moves in steps.
+(`streams.operations.lag.ConsumerLag`). Faust commits every few seconds, so the lag curve
+moves in steps.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from streams.lag import ConsumerLag
+from streams.operations.lag import ConsumerLag
 
 SAMPLE_EVERY_S = 1.0
 POLL_S = 0.25  # each poll renders the worker's whole /metrics page: finer costs it CPU

@@ -27,8 +27,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from identity_throughput import first_and_last_timestamps
 
-from backbone.kafka_probe import message_count
-from backbone.processes import free_port
+from cli.kafka_probe import message_count
+from cli.processes import free_port
 
 
 def forwarding_app(args: argparse.Namespace) -> faust.App:

@@ -23,9 +23,9 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from backbone.kafka_probe import message_count
-from backbone.processes import BackboneProcess, free_port
 from backbone.topics import delete_topics
+from cli.kafka_probe import message_count
+from cli.processes import BackboneProcess, free_port
 from simulators.hospital import AdtMessage, HospitalPas, Patient, Visit
 
 

@@ -28,8 +28,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from backbone.processes import BackboneProcess, free_port
 from backbone.topics import delete_topics
+from cli.processes import BackboneProcess, free_port
 from simulators.housing import HousingManagementSystem, Tenancy, population
 
 FIRST_NIGHT = date(2026, 11, 1)

@@ -30,11 +30,11 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import Agency, LegalBasis, Sensitivity
 from backbone.events import Encounter, Envelope, HealthEvent, Subject
-from backbone.kafka_probe import message_count
-from backbone.processes import BackboneProcess, free_port
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import REPO_ROOT, BackboneSettings
 from backbone.topics import Topics, ensure_topics
+from cli.kafka_probe import message_count
+from cli.processes import BackboneProcess, free_port
 
 SYLLABLES = ("ka", "lo", "mi", "ne", "su", "ta", "vo", "ri", "de", "ga", "po", "zu", "be", "hi")
 GIVEN = ("ADA", "BELA", "CYRIL", "DORA", "EMIL", "FERN", "GUS", "HANA", "IVO", "JUN")

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import psycopg
 
-from backbone.kafka_probe import message_count
-from backbone.processes import BackboneProcess, free_port
 from backbone.settings import REPO_ROOT
 from backbone.topics import delete_topics
+from cli.kafka_probe import message_count
+from cli.processes import BackboneProcess, free_port
 from simulators.jobcentre import CaseManagementSystem, Jobseeker, create_database, drop_database
 
 POSTGRES_SCRIPT = REPO_ROOT / "deploy" / "postgres" / "postgres.sh"

@@ -3,7 +3,8 @@
 Generates `--persons` persons (simulators.population), turns every agency record into the event
 subject a connector would publish (keyed hashes, normalised names), then
 
-- runs `streams.linkage.Resolver` over the records one at a time in a shuffled stream order,
+- runs `streams.identity.linkage.Resolver` over the records one at a time in a shuffled stream
+  order,
   with m/u estimated from the records themselves (national-identifier pairs and random pairs,
   no truth), and
 - runs Splink (DuckDB backend) over the same records: comparable comparisons, blocking rules
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from backbone.pseudonyms import Pseudonymiser  # noqa: E402
 from simulators.population import PopulationSettings, generate  # noqa: E402
-from streams.linkage import (  # noqa: E402
+from streams.identity.linkage import (  # noqa: E402
     DEFAULT_MODEL,
     LinkageRecord,
     Outcome,
@@ -40,7 +41,7 @@ from streams.linkage import (  # noqa: E402
     Thresholds,
     estimate_model,
 )
-from streams.linkage.normalise import birth_date_key, postcode_district, sound_code  # noqa: E402
+from streams.identity.linkage.normalise import birth_date_key, postcode_district, sound_code  # noqa: E402
 
 BENCHMARK_KEY = b"linkage-quality-benchmark-key"
 SPLINK_THRESHOLDS = (0.9, 0.95, 0.99, 0.999)

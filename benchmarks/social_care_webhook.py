@@ -25,8 +25,8 @@ from pathlib import Path
 
 import aiohttp
 
-from backbone.processes import BackboneProcess, free_port
 from backbone.topics import delete_topics
+from cli.processes import BackboneProcess, free_port
 from simulators.social_care import CaseEvent, CasePerson
 
 

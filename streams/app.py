@@ -10,21 +10,21 @@ import faust
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.pseudonyms import Pseudonymiser
 from backbone.topics import Topics, ensure_topics
-from streams.alert_api import AlertApi
-from streams.alert_lifecycle import AlertLifecycle
-from streams.alerts.processor import AlertProcessor
-from streams.alerts.rules import RuleSet, load_rules
-from streams.api import CoordinatorApi
-from streams.audit import AuditTrail
-from streams.coordinator_page import serve_coordinator_page
-from streams.dead_letters import DeadLetters
-from streams.faust_sensors import bridge_faust_sensors
-from streams.identity import Identity
-from streams.identity_api import IdentityPages
-from streams.lag import watch_consumer_lag
+from streams.alerting.lifecycle_agent import AlertLifecycle
+from streams.alerting.processor import AlertProcessor
+from streams.alerting.rules import RuleSet, load_rules
+from streams.api.alert_pages import AlertApi
+from streams.api.audit import AuditTrail
+from streams.api.coordinator import CoordinatorApi
+from streams.api.coordinator_page import serve_coordinator_page
+from streams.api.identity_pages import IdentityPages
+from streams.identity.processor import Identity
+from streams.operations.dead_letters import DeadLetters
+from streams.operations.faust_sensors import bridge_faust_sensors
+from streams.operations.lag import watch_consumer_lag
+from streams.operations.table_memory import watch_table_memory
 from streams.settings import WorkerSettings
-from streams.table_memory import watch_table_memory
-from streams.timeline import Timelines
+from streams.timeline.processor import Timelines
 
 
 def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.App:

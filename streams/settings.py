@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 
 from backbone.settings import BackboneSettings
-from streams.alerts.rules import SHIPPED_RULES
-from streams.notifications.settings import NotificationSettings
+from streams.alerting.notifications.settings import NotificationSettings
+from streams.alerting.rules import SHIPPED_RULES
 
 
 class AlertSettings(BackboneSettings):

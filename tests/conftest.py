@@ -23,10 +23,10 @@ import httpx
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from backbone.processes import BackboneProcess, free_port
 from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
 from backbone.topics import delete_topics
+from cli.processes import BackboneProcess, free_port
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
 BOOTSTRAP = os.environ.get("BACKBONE_KAFKA_BOOTSTRAP", "127.0.0.1:19092")

@@ -31,14 +31,13 @@ from confluent_kafka import Producer
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import ALERT_SCHEMA
-from backbone.kafka_probe import read_all
-from backbone.processes import BackboneProcess, free_port
 from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
 from backbone.topics import Topics
-from streams.alert_lifecycle import step_of
-from streams.alerts.alert import Alert, ExplainedEvent
-from streams.alerts.lifecycle import (
+from cli.kafka_probe import read_all
+from cli.processes import BackboneProcess, free_port
+from streams.alerting.alert import Alert, ExplainedEvent
+from streams.alerting.lifecycle import (
     AlertState,
     Change,
     Step,
@@ -48,8 +47,8 @@ from streams.alerts.lifecycle import (
     refusal,
     step_id,
 )
-from streams.alerts.rules import load_rules
-from streams.notifications import (
+from streams.alerting.lifecycle_agent import step_of
+from streams.alerting.notifications import (
     Recipient,
     Routing,
     RoutingFileError,
@@ -57,7 +56,8 @@ from streams.notifications import (
     parse_routing,
     signature,
 )
-from streams.notifications.routing import SAMPLE_ROUTING
+from streams.alerting.notifications.routing import SAMPLE_ROUTING
+from streams.alerting.rules import load_rules
 from tests.conftest import SAMPLE_HOOKS, Deployment, wait_until
 
 HOOK_SECRET = "lifecycle-hook-secret"

@@ -40,11 +40,11 @@ from backbone.events import (
     Subject,
     Tenancy,
 )
-from backbone.processes import BackboneProcess, stop_all
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
-from streams.lag import ConsumerLag
+from cli.processes import BackboneProcess, stop_all
+from streams.operations.lag import ConsumerLag
 from tests.conftest import Deployment, distinct_identity, wait_until
 
 WAIT_S = 40.0
@@ -575,7 +575,7 @@ def test_a_worker_with_a_wrong_rule_file_refuses_to_start_naming_rule_and_field(
     broken = tmp_path / "rules.yaml"
     broken.write_text(rules.replace("within: {before: 60d}", "within: {before: sixty days}"))
     result = subprocess.run(
-        [sys.executable, "-m", "backbone", "worker"],
+        [sys.executable, "-m", "cli", "worker"],
         env=alert_env(deployment, BACKBONE_ALERT_RULES_FILE=str(broken)),
         capture_output=True,
         text=True,

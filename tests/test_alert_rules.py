@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from backbone.cli import main
 from backbone.contracts import EVENT_TYPES
-from streams.alerts import (
+from cli.main import main
+from streams.alerting import (
     SHIPPED_RULES,
     Alert,
     Deadline,
@@ -43,7 +43,7 @@ def day(n: float) -> datetime:
 
 
 def event(event_id: str, event_type: str, when: datetime, **details: Any) -> dict[str, Any]:
-    """A timeline entry as streams/timeline.py writes it."""
+    """A timeline entry as streams/timeline/processor.py writes it."""
     return {
         "event_id": event_id,
         "event_type": event_type,

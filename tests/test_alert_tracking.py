@@ -13,9 +13,9 @@ from typing import Any
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import ALERT_SCHEMA
 from backbone.settings import REPO_ROOT
-from streams.alerts import load_rules
-from streams.alerts.replay import InMemoryAlerting
-from streams.alerts.tracking import Reaction
+from streams.alerting import load_rules
+from streams.alerting.replay import InMemoryAlerting
+from streams.alerting.tracking import Reaction
 from tests.test_alert_rules import case, day, emergency, event, notice
 
 RULES = load_rules()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from backbone.processes import free_port
+from cli.processes import free_port
 from connectors.runtime import ConnectorRuntime
 from connectors.runtime.config import ConnectorSettings
 from tests.conftest import Deployment

@@ -36,7 +36,7 @@ def test_the_demo_joins_up_all_four_agencies_and_stops_cleanly_on_ctrl_c(
     kafka: str, postgres: str
 ) -> None:
     demo = subprocess.Popen(
-        [sys.executable, "-m", "backbone", "demo"],
+        [sys.executable, "-m", "cli", "demo"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -23,11 +23,11 @@ import pytest
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import Agency
-from backbone.kafka_probe import Record, read_all
-from backbone.processes import BackboneProcess, free_port, stop_all
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
+from cli.kafka_probe import Record, read_all
+from cli.processes import BackboneProcess, free_port, stop_all
 from connectors.hl7_mllp.mapping import event_id_for
 from simulators.hospital import AdtMessage, HospitalPas, Patient, Visit, frame
 from tests.conftest import Deployment

@@ -25,11 +25,11 @@ import pytest
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import Agency
 from backbone.errors import BadInput
-from backbone.kafka_probe import message_count, read_all
-from backbone.processes import BackboneProcess, free_port
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
+from cli.kafka_probe import message_count, read_all
+from cli.processes import BackboneProcess, free_port
 from connectors.housing_csv.mapping import EVENT_ID_NAMESPACE
 from connectors.housing_csv.snapshot_csv import parse_row, read_snapshot
 from simulators.housing import HousingManagementSystem, population, tenancy

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from backbone.codec import AvroCodec, SchemaStore
-from backbone.kafka_probe import read_all
 from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
 from backbone.topics import Topics
+from cli.kafka_probe import read_all
 from tests import test_identity_resolution as resolution
 from tests.conftest import distinct_identity, wait_until
 from tests.test_identity_resolution import WAIT_S, Backbone, case_person
@@ -245,7 +245,7 @@ def backbone_erase(backbone: Backbone, *identifier: str) -> subprocess.Completed
     agency, id_type, local_id = identifier
     return subprocess.run(
         [
-            *(sys.executable, "-m", "backbone", "erase", "--agency", agency, "--id-type", id_type),
+            *(sys.executable, "-m", "cli", "erase", "--agency", agency, "--id-type", id_type),
             *("--id", local_id, "--reason", "erasure request ER-42", "--timeout", "30"),
         ],
         env=backbone.env,

@@ -25,10 +25,10 @@ from confluent_kafka import Producer
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import Agency, LegalBasis, Sensitivity
 from backbone.events import Encounter, Envelope, HealthEvent, Subject
-from backbone.processes import BackboneProcess, stop_all
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
+from cli.processes import BackboneProcess, stop_all
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson
 from tests.conftest import Deployment, distinct_identity
 

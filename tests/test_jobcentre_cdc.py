@@ -19,11 +19,11 @@ import pytest
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import Agency
-from backbone.kafka_probe import Record, message_count, read_all
-from backbone.processes import BackboneProcess
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
+from cli.kafka_probe import Record, message_count, read_all
+from cli.processes import BackboneProcess
 from connectors.jobcentre_cdc.mapping import EVENT_ID_NAMESPACE
 from simulators.jobcentre import (
     CaseManagementSystem,

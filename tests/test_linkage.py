@@ -14,7 +14,7 @@ import pytest
 
 from backbone.pseudonyms import Pseudonymiser
 from simulators.population import PopulationSettings, generate
-from streams.linkage import (
+from streams.identity.linkage import (
     Decision,
     LinkageRecord,
     Outcome,

@@ -25,10 +25,9 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from backbone.processes import free_port
-from streams.alerts.alert import Alert, ExplainedEvent, Explanation
-from streams.alerts.rules import load_rules
-from streams.notifications import (
+from cli.processes import free_port
+from streams.alerting.alert import Alert, ExplainedEvent, Explanation
+from streams.alerting.notifications import (
     DeadLetter,
     DeliveryLog,
     DeliveryOutcome,
@@ -43,7 +42,8 @@ from streams.notifications import (
     parse_routing,
     signature,
 )
-from streams.notifications.routing import SAMPLE_ROUTING
+from streams.alerting.notifications.routing import SAMPLE_ROUTING
+from streams.alerting.rules import load_rules
 
 SECRET = "webhook-secret-for-tests"
 SECRETS = {"HOOK_SECRET": SECRET}

@@ -31,15 +31,15 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 import backbone.metrics  # noqa: F401  (registers the backbone's metrics)
-import streams.table_memory  # noqa: F401  (registers the workers' table memory gauge)
-from backbone.processes import free_port, stop_all
+import streams.operations.table_memory  # noqa: F401  (registers the workers' table memory gauge)
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
+from cli.processes import free_port, stop_all
 from connectors.registry import CONNECTORS
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson
-from streams.faust_sensors import faust_metrics
-from streams.lag import CONSUMER_LAG, ConsumerLag
-from streams.notifications.routing import SAMPLE_ROUTING
+from streams.alerting.notifications.routing import SAMPLE_ROUTING
+from streams.operations.faust_sensors import faust_metrics
+from streams.operations.lag import CONSUMER_LAG, ConsumerLag
 from streams.settings import WorkerSettings
 from tests.conftest import Deployment
 

@@ -22,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg import AsyncConnection
 
-from backbone.processes import BackboneProcess, free_port
+from cli.processes import BackboneProcess, free_port
 from connectors.jobcentre_cdc.slot import ReplicationSlot, lsn_value
 from simulators.housing import HousingManagementSystem, population
 from simulators.jobcentre import CaseManagementSystem, Jobseeker, create_database, drop_database

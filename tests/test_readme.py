@@ -7,7 +7,7 @@ from connectors.hl7_mllp.config import Hl7MllpSettings
 from connectors.housing_csv.config import HousingCsvSettings
 from connectors.jobcentre_cdc.config import JobcentreCdcSettings
 from connectors.social_care_webhook.config import SocialCareWebhookSettings
-from streams.notifications.settings import NotificationSettings
+from streams.alerting.notifications.settings import NotificationSettings
 from streams.settings import WorkerSettings
 
 SETTINGS = (

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from backbone.cli import main
 from backbone.codec import SchemaStore
 from backbone.compatibility import check_schemas, release_schemas
 from backbone.contracts import TOPIC_SCHEMAS
 from backbone.settings import REPO_ROOT
+from cli.main import main
 
 SCHEMAS = REPO_ROOT / "avro_schemas"
 

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 import httpx
 import pytest
 
-from backbone.processes import BackboneProcess, free_port
+from cli.processes import BackboneProcess, free_port
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson
 from tests.conftest import Deployment
 

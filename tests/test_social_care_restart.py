@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from backbone.contracts import Agency
-from backbone.kafka_probe import read_all
-from backbone.processes import BackboneProcess
 from backbone.topics import Topics
+from cli.kafka_probe import read_all
+from cli.processes import BackboneProcess
 from connectors.social_care_webhook.mapping import event_id_for
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson
 from tests.conftest import Deployment

@@ -19,11 +19,11 @@ import pytest
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import Agency
-from backbone.kafka_probe import message_count, read_all
-from backbone.processes import BackboneProcess, stop_all
 from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
 from backbone.topics import Topics
+from cli.kafka_probe import message_count, read_all
+from cli.processes import BackboneProcess, stop_all
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson, Relative
 from tests.conftest import Deployment, distinct_identity
 

@@ -13,8 +13,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from streams.app import create_app
+from streams.operations.table_memory import TABLE_STORE_METRIC
 from streams.settings import WorkerSettings
-from streams.table_memory import TABLE_STORE_METRIC
 
 MIB = 1024 * 1024
 

@@ -21,14 +21,14 @@ import pytest
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from backbone.codec import AvroCodec, SchemaStore
-from backbone.kafka_probe import read_all
-from backbone.processes import BackboneProcess, free_port, stop_all
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
 from backbone.topics import Topics
+from cli.kafka_probe import read_all
+from cli.processes import BackboneProcess, free_port, stop_all
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson
-from streams.routing import ANSWERED_BY
+from streams.api.routing import ANSWERED_BY
 from tests.conftest import Deployment, distinct_identity
 
 PARTITIONS = 4

@@ -1,3 +1,0 @@
-from backbone.cli import main
-
-main()

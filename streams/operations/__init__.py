@@ -1,0 +1,1 @@
+"""What operators need from a worker: dead letters, consumer lag, memory and Faust's metrics."""
