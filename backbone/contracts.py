@@ -41,6 +41,8 @@ EVENT_SCHEMAS: dict[Agency, str] = {
 }
 AUDIT_SCHEMA = "backbone.audit.AuditRecord"
 ALERT_SCHEMA = "backbone.alerts.AlertEvent"
+# Many events of one partition in one message, on the internal topics (backbone/frames.py).
+FRAME_SCHEMA = "backbone.frames.EventFrame"
 
 # Header of an identity command on identity-input (the resolver applies merges, splits and
 # erasures in order with the records it resolves); `ERASE` is the erasure's command.
@@ -48,7 +50,7 @@ IDENTITY_COMMAND_HEADER = "identity_command"
 ERASE = "erase"
 
 # The schemas written to topics; each has released versions it must stay compatible with.
-TOPIC_SCHEMAS: tuple[str, ...] = (*EVENT_SCHEMAS.values(), AUDIT_SCHEMA, ALERT_SCHEMA)
+TOPIC_SCHEMAS: tuple[str, ...] = (*EVENT_SCHEMAS.values(), AUDIT_SCHEMA, ALERT_SCHEMA, FRAME_SCHEMA)
 
 EVENT_TYPES: dict[Agency, frozenset[str]] = {
     Agency.HEALTH: frozenset(

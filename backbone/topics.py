@@ -1,4 +1,5 @@
-"""Topic names, and creating the topics before anything reads or writes them.
+"""The topic catalogue (every topic, its key, value, partitions and retention), and creating
+the topics before anything reads or writes them.
 
 Topics are created explicitly, with the configured partition count, because Faust requires
 tables to be co-partitioned with their source topics and broker auto-creation would give
@@ -16,12 +17,108 @@ from backbone.contracts import Agency
 from backbone.errors import TransientError
 from backbone.settings import BackboneSettings
 
+FOREVER = "-1"
+WEEK_MS = str(7 * 24 * 3600 * 1000)
+MONTH_MS = str(30 * 24 * 3600 * 1000)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic of the catalogue: what it carries and how it is created.
+
+    `partitions` None means the deployment's partition count (`BACKBONE_PARTITIONS`), shared by
+    every topic whose keys Faust tables must be co-partitioned with.
+    """
+
+    name: str
+    key: str
+    value: str
+    partitions: int | None
+    config: dict[str, str]
+
 
 @dataclass(frozen=True)
 class Topics:
-    """The backbone's topic names under one prefix."""
+    """The backbone's topics under one prefix: their names, and the catalogue (`specs`)."""
 
     prefix: str
+
+    def specs(self) -> list[TopicSpec]:
+        """Every topic the backbone creates, with its key, value and retention.
+
+        Agency events, person events, decisions, changes, alerts and the audit trail are kept
+        (retention -1): timelines, alert views and the lookup are rebuilt from them, and the
+        audit trail is the record of who read what. Frames of agency events can be framed again
+        from the agency topics, so they keep a week; dead letters keep 30 days, the time to
+        look at them and replay them.
+        """
+        agency = [
+            TopicSpec(
+                name, "record id", "the agency's event schema", None, {"retention.ms": FOREVER}
+            )
+            for name in self.all_agency_events()
+        ]
+        return [
+            *agency,
+            TopicSpec(
+                self.record_frames,
+                "none",
+                "EventFrame (agency events)",
+                None,
+                {"retention.ms": WEEK_MS},
+            ),
+            TopicSpec(
+                self.identity_input,
+                "record id",
+                "EventFrame (agency events); commands",
+                1,
+                {"retention.ms": FOREVER},
+            ),
+            TopicSpec(
+                self.person_events,
+                "none",
+                "EventFrame (agency events by person)",
+                None,
+                {"retention.ms": FOREVER},
+            ),
+            TopicSpec(
+                self.identity_decisions,
+                "none",
+                "EventFrame (decisions by record)",
+                None,
+                {"retention.ms": FOREVER},
+            ),
+            TopicSpec(
+                self.identity_changes,
+                "none",
+                "EventFrame (changes by person)",
+                None,
+                {"retention.ms": FOREVER},
+            ),
+            TopicSpec(
+                self.alert_updates,
+                "person id",
+                "JSON alert view update",
+                None,
+                {"retention.ms": FOREVER},
+            ),
+            TopicSpec(self.alerts, "alert id", "AlertEvent", 1, {"retention.ms": FOREVER}),
+            TopicSpec(self.audit, "coordinator", "AuditRecord", None, {"retention.ms": FOREVER}),
+            TopicSpec(
+                self.dead_letter,
+                "processor or connector",
+                "the raw input",
+                None,
+                {"retention.ms": MONTH_MS},
+            ),
+            TopicSpec(
+                self.connector_positions,
+                "connector and source",
+                "JSON position",
+                1,
+                {"cleanup.policy": "compact"},
+            ),
+        ]
 
     def agency_events(self, agency: Agency) -> str:
         """Where an agency's connector publishes, keyed by the subject's record id."""
@@ -33,23 +130,30 @@ class Topics:
         return f"{self.prefix}.deadletter"
 
     @property
+    def record_frames(self) -> str:
+        """Agency events in frames, on the agency topics' partition numbers (the framer's
+        output, the identity router's input)."""
+        return f"{self.prefix}.record-frames"
+
+    @property
     def person_events(self) -> str:
-        """Every agency event re-keyed by person id, after identity resolution."""
+        """Every agency event re-keyed by person id, after identity resolution (frames)."""
         return f"{self.prefix}.person-events"
 
     @property
     def identity_input(self) -> str:
-        """Every agency event on one partition, for the one identity resolver (README)."""
+        """New and changed records' events and identity commands, on one partition, for the
+        one identity resolver (README)."""
         return f"{self.prefix}.identity-input"
 
     @property
     def identity_decisions(self) -> str:
-        """Each record's person as decided (and moved by merges), keyed by record id."""
+        """Each record's person and fingerprint as decided (and moved by merges), by record."""
         return f"{self.prefix}.identity-decisions"
 
     @property
     def identity_changes(self) -> str:
-        """Per person, keyed by person id: records linked to it, merges into another person."""
+        """Per person: records linked to it, merges into another person, splits, erasures."""
         return f"{self.prefix}.identity-changes"
 
     @property
@@ -77,29 +181,12 @@ class Topics:
         return [self.agency_events(agency) for agency in Agency]
 
     def all(self) -> list[str]:
-        return [
-            *self.all_agency_events(),
-            self.dead_letter,
-            self.person_events,
-            self.identity_input,
-            self.identity_decisions,
-            self.identity_changes,
-            self.audit,
-            self.alerts,
-            self.alert_updates,
-            self.connector_positions,
-        ]
+        return [spec.name for spec in self.specs()]
 
     def layout(self, name: str, partitions: int) -> tuple[int, dict[str, str]]:
         """Partitions and configuration a topic is created with."""
-        if name == self.connector_positions:
-            # Latest position per key is all that matters; one partition keeps it simple.
-            return 1, {"cleanup.policy": "compact"}
-        if name in (self.identity_input, self.alerts):
-            # One resolver sees every record: candidates across all persons; one lifecycle
-            # owner holds every alert, so it can list and filter them locally (README).
-            return 1, {}
-        return partitions, {}
+        spec = next(spec for spec in self.specs() if spec.name == name)
+        return spec.partitions or partitions, spec.config
 
 
 def ensure_topics(settings: BackboneSettings, timeout_s: float = 30.0) -> None:

@@ -118,9 +118,19 @@ class BenchDeployment:
         return f"{self.prefix}-streams"
 
     @property
+    def framer_group(self) -> str:
+        """The framers' consumer group on the agency topics (`streams/app.py`)."""
+        return f"{self.prefix}-framer"
+
+    @property
+    def lag_groups(self) -> tuple[str, str]:
+        """Every consumer group of the pipeline, in the order an event meets them."""
+        return (self.framer_group, self.group)
+
+    @property
     def timeline_changelog(self) -> str:
-        """Where Faust writes every change of the timelines table."""
-        return f"{self.group}-timelines-changelog"
+        """Where Faust writes every change of the timelines' month buckets."""
+        return f"{self.group}-timeline-months-changelog"
 
     def codec(self) -> AvroCodec:
         """The project's codec over the checkout's schemas."""
@@ -176,7 +186,11 @@ class BenchDeployment:
 
     def timeline_events(self) -> int:
         """Events taken in by the timeline processors of all workers."""
-        return sum(worker.timeline_events() for worker in self.workers)
+        return sum(self.timeline_events_per_worker())
+
+    def timeline_events_per_worker(self) -> list[int]:
+        """Events taken in by each worker's timeline processor, in worker order."""
+        return [worker.timeline_events() for worker in self.workers]
 
     def worker_cpu_seconds(self) -> float:
         """CPU time all workers have used so far."""

@@ -1,15 +1,16 @@
 """Latency at a steady offered load: from an agency's send to the timeline update (and alert).
 
 What is measured, per event: from the moment the load generator hands the event to its Kafka
-producer (wall clock) to the timestamp Faust's producer gives the timelines table's changelog
-record that first contains it (CreateTime, stamped when the worker writes the table). So it
-covers the produce, the broker, identity-forward, identity (resolution), person-events and the
-timeline update; both clocks are this machine's.
+producer (wall clock) to the timestamp Faust's producer gives the changelog record of the
+timeline's month bucket that first contains it (CreateTime, stamped when the worker writes the
+table). So it covers the produce, the broker, the framer, the identity router (or resolver),
+person-events and the timeline update; both clocks are this machine's.
 
-A changelog record holds the whole timeline; the event it adds is the newest one (the offered
-events are the latest in event time), which is the last `event_id` in its JSON, found with a
-reverse search rather than parsing the whole timeline. An event that is not the newest of its
-timeline when written (a merge moving it, say) is not timed: `count` says how many were.
+A changelog record holds one month of one person's timeline; the event a write adds is the
+newest one (the offered events are the latest in event time), which is the last `event_id` in
+its JSON, found with a reverse search rather than parsing the whole bucket. An event that is
+not the newest of its bucket when written (a merge moving it, say) is not timed: `count` says
+how many were.
 
 Alerts: when the worker writes alerts to `<prefix>.alerts` (`backbone.alerts.AlertEvent`),
 each raised alert is timed from the send of the latest of its events to the alert record's
@@ -148,7 +149,7 @@ def measure_latency(
         "offered_rate": load.rate,
         "seconds": seconds,
         "offered": offered,
-        "measured": "send to the timelines changelog record holding the event (CreateTime)",
+        "measured": "send to the changelog record of the month bucket holding the event",
         "timeline": summary(timeline),
         "alerts": summary(sorted(observer.alert_ms)),
     }

@@ -34,10 +34,7 @@ def plot(samples: list[Sample], figures: dict[str, Any], path: Path) -> None:
     if ceiling:
         rate_axes.axhline(ceiling, color="tab:gray", linestyle="--", label="ceiling (read+decode)")
         rate_axes.legend(loc="upper right")
-    lag_axes.plot(
-        [s.at_s for s in samples if s.lag >= 0], [s.lag for s in samples if s.lag >= 0], "tab:red"
-    )
-    lag_axes.set(title="Consumer lag of the workers' group", xlabel="s", ylabel="records")
+    _plot_lag(lag_axes, [sample for sample in samples if sample.lag >= 0])
     for axes in (rate_axes, lag_axes):
         _mark_phases(axes, figures)
     latencies = figures.get("latency", {}).get("timeline", {}).get("samples_ms", [])
@@ -53,6 +50,23 @@ def plot(samples: list[Sample], figures: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _plot_lag(axes: Any, samples: list[Sample]) -> None:
+    """The summed lag and each group's: messages, so events before the framer, frames after."""
+    times = [sample.at_s for sample in samples]
+    axes.plot(times, [sample.lag for sample in samples], color="tab:red", label="all groups")
+    groups = sorted({group for sample in samples for group in sample.lag_by_group})
+    for group in groups:
+        lags = [sample.lag_by_group.get(group, 0) for sample in samples]
+        axes.plot(times, lags, linewidth=0.8, linestyle=":", label=group)
+    axes.set(
+        title="Consumer lag: framer group (events) + workers' group (mostly frames)",
+        xlabel="s",
+        ylabel="messages",
+    )
+    if groups:
+        axes.legend(loc="upper right")
 
 
 def _mark_phases(axes: Any, figures: dict[str, Any]) -> None:

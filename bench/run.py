@@ -8,6 +8,7 @@
 5. ceiling: a plain consumer reading and decoding every event the workers processed;
    logic: the same events through the processors' own code in this process (no Kafka, Faust);
 6. soak: a steady load the workers sustain for N minutes; memory after it;
+   messages: once every event sent is processed, Kafka messages per agency event;
 7. ingest: with the workers stopped, the webhook and MLLP connectors' benchmarks.
 """
 
@@ -27,6 +28,7 @@ from bench.latency import Observer, measure_latency
 from bench.load import SteadyLoad
 from bench.logic import run_logic
 from bench.memory import rocksdb_now, rss_now, soak
+from bench.messages import messages_per_event
 from bench.mix import AgencyMix, BenchEvent
 from bench.pipeline import run_burst
 from bench.plot import plot
@@ -35,6 +37,8 @@ from bench.report import machine, write_report
 
 Say = Callable[[str], None]
 SOAK_SHARE = 0.8  # the soak offers at most this share of the measured pipeline rate
+IDLE_WAIT_S = 30.0  # the longest the count waits for the groups to have no lag
+SENT_BY = ("warmup", "pipeline", "backfill", "soak")  # phases that count their events sent
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class BenchOptions:
     workers: int = 1
     warmup_events: int = 500
     pipeline_events: int = 50_000
-    latency_rate: float = 2000.0
+    latency_rate: float = 1000.0
     latency_seconds: float = 30.0
     backfill_events: int = 1_000_000
     soak_seconds: float = 600.0
@@ -121,7 +125,12 @@ def _measure(
     deployment.start_workers(options.workers)
     memory: dict[str, Any] = {"start_mib": rss_now(deployment)}
     rocksdb = {"start": rocksdb_now(deployment)}
-    watch = ProgressWatch(deployment.timeline_events, options.bootstrap, deployment.group).start()
+    watch = ProgressWatch(
+        deployment.timeline_events,
+        options.bootstrap,
+        deployment.lag_groups,
+        group_prefix=f"{deployment.prefix}-",
+    ).start()
     try:
         warmup = _take(events, options.warmup_events)
         say(f"warm-up: {len(warmup)} events")
@@ -157,6 +166,7 @@ def _measure(
         memory["after_soak_mib"] = rss_now(deployment)
         rocksdb["after_soak"] = rocksdb_now(deployment)
         figures["memory"] = {**memory, "rocksdb_mib": rocksdb}
+        figures["messages_per_event"] = _messages(deployment, watch, figures, say)
     finally:
         figures["_samples"] = watch.stop()
 
@@ -203,6 +213,21 @@ def _soak(
     result = soak(deployment, events, rate, options.soak_seconds)
     result["window_s"] = (round(began, 3), round(watch.elapsed(), 3))
     return result
+
+
+def _messages(
+    deployment: BenchDeployment, watch: ProgressWatch, figures: dict[str, Any], say: Say
+) -> dict[str, Any]:
+    """Kafka messages per agency event, counted once every event sent is on a timeline and
+    the groups are idle, or after IDLE_WAIT_S: the alert lifecycle can stay behind for long
+    (it delivers each alert's notifications before the next), and what it still has to write
+    is little. The lag left when counting is in the figures."""
+    sent = sum(figures[phase]["events"] for phase in SENT_BY) + figures["latency"]["offered"]
+    say(f"messages: counting on every topic once the {sent:,} events sent are processed")
+    watch.wait_for(sent, _timeout(sent))
+    left = watch.wait_idle(IDLE_WAIT_S)
+    counted = messages_per_event(deployment.bootstrap, deployment.prefix, sent)
+    return {**counted, "lag_when_counted": left.lag_by_group}
 
 
 def _take(events: Iterator[BenchEvent], count: int) -> list[BenchEvent]:

@@ -3,10 +3,12 @@
 Publishes N hospital events (Avro, keyed by the record's keyed hash, as the hl7-mllp connector
 does) onto the health topic of a fresh deployment (unique topic prefix), for N/repeat persons
 with distinct details, each seen `repeat` times; then starts one `backbone worker` and waits
-until all N events are on `person-events`. The figure is events/s through `identity-forward`
--> `identity-input` (one partition) -> `identity` (resolution, decisions, changes) ->
-`person-events`: N over the time between the first and the last event written to
-`person-events` (their Kafka timestamps), so the worker's start-up is not counted.
+until identity has sent all N events to `person-events` (its `backbone_events_out_total`). The
+figure is events/s through the framer -> `record-frames` -> `identity-router` -> (new or
+changed records) `identity-input` (one partition) -> `identity` (resolution, decisions,
+changes) -> `person-events`: N over the time between the first and the last frame written to
+`person-events` (their Kafka timestamps), so the worker's start-up is not counted. With
+`--repeat 1` every event is a new record: the resolver's rate for new records.
 
     .venv/bin/python benchmarks/identity_throughput.py --events 20000 --repeat 2
 """
@@ -25,6 +27,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from backbone.codec import AvroCodec, SchemaStore
@@ -33,7 +36,6 @@ from backbone.events import Encounter, Envelope, HealthEvent, Subject
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import REPO_ROOT, BackboneSettings
 from backbone.topics import Topics, ensure_topics
-from cli.kafka_probe import message_count
 from cli.processes import BackboneProcess, free_port
 
 SYLLABLES = ("ka", "lo", "mi", "ne", "su", "ta", "vo", "ri", "de", "ga", "po", "zu", "be", "hi")
@@ -105,6 +107,19 @@ def first_and_last_timestamps(bootstrap: str, topic: str) -> tuple[float, float]
         consumer.close()
 
 
+def identified(port: int) -> int:
+    """Events identity has sent to `person-events` so far, by the worker's own counter (the
+    topic holds frames, many events per message)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("backbone_events_out_total{") and 'component="identity"' in line
+        )
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
@@ -145,7 +160,7 @@ def main() -> int:
     try:
         worker.wait_healthy()
         deadline = time.monotonic() + args.timeout
-        while (done := message_count(args.bootstrap, topics.person_events)) < len(values):
+        while (done := identified(port)) < len(values):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {done} of {len(values)} events identified in time")
             time.sleep(1.0)

@@ -22,6 +22,7 @@ from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import AUDIT_SCHEMA, ERASE, IDENTITY_COMMAND_HEADER, Agency
 from backbone.errors import BadInput, TransientError
+from backbone.frames import decode_frame
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import BackboneSettings
 from backbone.topics import Topics
@@ -72,6 +73,7 @@ def _request(
     timeout_s: float,
 ) -> Erasure:
     command_id = str(uuid.uuid4())
+    codec = AvroCodec(SchemaStore(settings.schemas_dir))
     confirmations = _listen_from_now(settings, topics.identity_decisions)
     try:
         command = {
@@ -94,9 +96,11 @@ def _request(
             value = None if message is None or message.error() else message.value()
             if not value:
                 continue
-            decision: dict[str, Any] = json.loads(value)
-            if decision.get("command_id") == command_id:
-                return Erasure(record_id, decision.get("erased_person_id"), decision["records"])
+            for framed in decode_frame(codec, value):
+                decision: dict[str, Any] = json.loads(framed.value)
+                if decision.get("command_id") == command_id:
+                    erased = decision.get("erased_person_id")
+                    return Erasure(record_id, erased, decision["records"])
     finally:
         confirmations.close()
     raise TransientError(

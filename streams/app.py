@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import Any
 
 import faust
+from mode import BaseSignalT
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.pseudonyms import Pseudonymiser
@@ -18,6 +20,7 @@ from streams.api.audit import AuditTrail
 from streams.api.coordinator import CoordinatorApi
 from streams.api.coordinator_page import serve_coordinator_page
 from streams.api.identity_pages import IdentityPages
+from streams.framing.framer import Framer
 from streams.identity.processor import Identity
 from streams.operations.dead_letters import DeadLetters
 from streams.operations.faust_sensors import bridge_faust_sensors
@@ -58,8 +61,9 @@ def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.
     codec = AvroCodec(SchemaStore(settings.schemas_dir))
     topics = Topics(settings.topic_prefix)
     dead_letters = DeadLetters(app, codec, topics)
-    identity = Identity(app, topics, dead_letters)
-    timelines = Timelines(app, topics, dead_letters)
+    identity = Identity(app, topics, codec, dead_letters, settings.partitions)
+    _frame_agency_events(app, settings, topics, codec)
+    timelines = Timelines(app, topics, codec, dead_letters, settings.partitions)
     lifecycle = AlertLifecycle(app, codec, topics, dead_letters, settings, os.environ)
     AlertProcessor(
         app,
@@ -84,6 +88,32 @@ def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.
     _bound_table_memory(app, settings)
     watch_table_memory(app)
     return app
+
+
+def _frame_agency_events(
+    app: faust.App, settings: WorkerSettings, topics: Topics, codec: AvroCodec
+) -> None:
+    """Run the first hop, agency topics -> `record-frames`, beside the agents: on
+    confluent-kafka in a thread of its own, its partitions shared by the workers' group."""
+    framer = Framer(
+        settings.kafka_bootstrap,
+        f"{settings.topic_prefix}-framer",
+        topics.all_agency_events(),
+        topics.record_frames,
+        codec,
+        max_events_per_frame=settings.worker_frame_max_events,
+    )
+
+    async def start_framer() -> None:
+        framer.start()
+
+    def stop_framer(
+        sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+    ) -> None:
+        framer.stop()
+
+    app.task(start_framer)
+    app.on_before_shutdown.connect(stop_framer)
 
 
 def _bound_table_memory(app: faust.App, settings: WorkerSettings) -> None:

@@ -58,6 +58,12 @@ class WorkerSettings(AlertSettings, NotificationSettings):
     worker_table_cache_mib: int = Field(
         8, ge=1, description="RocksDB block cache of each table partition (Faust's default: 2 GiB)"
     )
+    worker_frame_max_events: int = Field(
+        500,
+        ge=1,
+        description="Most events in one frame between stages (one Kafka message; README, "
+        '"Frames between stages")',
+    )
     alert_timer_interval_s: float = Field(
         60.0,
         gt=0,

@@ -539,7 +539,7 @@ def test_rules_replay_prints_what_the_history_would_have_raised(backbone: Backbo
         [
             sys.executable,
             "-m",
-            "backbone",
+            "cli",
             "rules",
             "replay",
             "--rules",

@@ -464,7 +464,8 @@ def test_prometheus_sees_throughput_per_agency_and_lag_per_partition(observed: O
     processed = observed.series(
         'backbone_events_in_total{job="backbone-workers", component="timeline"}'
     )
-    lag = observed.series(f'backbone_consumer_lag{{group="{prefix}-streams"}}', positive=False)
+    # The agency topics are read by the framer's group, the frames by the workers' own.
+    lag = observed.series(f'backbone_consumer_lag{{group="{prefix}-framer"}}', positive=False)
 
     assert [entry["metric"] for entry in throughput] == [
         {

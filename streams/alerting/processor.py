@@ -2,19 +2,24 @@
 
 Agents (all but the last keyed by person id and co-partitioned with person-events, so each
 partition's tables hold its persons' whole alert state; the logic is `AlertTracker`):
-- `alerts` on person-events: keep the event if a rule looks at it, evaluate, tell members;
+- `alerts` on person-events frames: keep each event if a rule looks at it, evaluate, tell
+  members;
 - `alerts-updates` on `<prefix>.alert-updates`: household members' entries, merged persons'
   views, deadline checks and closed alerts, each sent to the person's own partition;
-- `alerts-identity-changes` on identity-changes: a merge moves the view to the survivor;
+- `alerts-identity-changes` on identity-changes frames: a merge moves the view to the survivor;
 - `alerts-owners` on the alerts topic (keyed by alert id): remembers whose each alert is,
   and when one is resolved tells that person's partition, so it no longer absorbs matches.
-A timer moves event time on with the wall clock and has due deadlines checked.
+The first three write the tracker's tables once per key per frame or message, with no await
+before the flush (streams/alerting/framed.py), and send what they were asked to after it. A
+timer moves event time on with the wall clock and has due deadlines checked; it writes no
+table (it has no event whose partition a changelog write would go to).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import faust
@@ -23,15 +28,16 @@ from backbone.codec import AvroCodec
 from backbone.contracts import ALERT_SCHEMA
 from backbone.errors import BadInput
 from backbone.logging import get_logger
-from backbone.metrics import ALERTS_RAISED, EVENTS_IN
+from backbone.metrics import ALERTS_RAISED
 from backbone.topics import Topics
 from streams.alerting.evaluation import RuleEngine
+from streams.alerting.framed import PROCESSOR, AlertFrames
 from streams.alerting.rules import RuleSet
-from streams.alerting.tracking import AlertTracker, Reaction, compact_entry
-from streams.timeline.processor import household_of
+from streams.alerting.tracking import AlertTracker, Reaction
+from streams.framing.batched_table import BatchedTable
 
 log = get_logger(__name__)
-PROCESSOR = "alerts"
+Work = Callable[[list[Reaction]], None]
 
 
 class AlertProcessor:
@@ -49,13 +55,14 @@ class AlertProcessor:
         alerts_partitions: int,
     ) -> None:
         self.codec = codec
+        views, deadlines, priors = tables = [
+            BatchedTable(app.Table(name, default=None))
+            for name in ("alert-views", "alert-deadlines", "alert-priors")
+        ]
         self.tracker = AlertTracker(
-            RuleEngine(rules),
-            views=app.Table("alert-views", default=None),
-            deadlines=app.Table("alert-deadlines", default=None),
-            priors=app.Table("alert-priors", default=None),
-            lateness=lateness,
+            RuleEngine(rules), views=views, deadlines=deadlines, priors=priors, lateness=lateness
         )
+        self.frames = AlertFrames(self.tracker, codec, tables)
         # alert id -> person id, co-partitioned with the alerts topic (however many it has).
         self.owners = app.Table("alert-owners", default=None, partitions=alerts_partitions)
         self.updates = app.topic(
@@ -70,23 +77,21 @@ class AlertProcessor:
         person_events = app.topic(
             topics.person_events, key_serializer="raw", value_serializer="raw"
         )
-        changes = app.topic(topics.identity_changes, key_serializer="raw", value_serializer="json")
+        changes = app.topic(topics.identity_changes, key_serializer="raw", value_serializer="raw")
 
         async def evaluate(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             async for event in stream.events():
-                await self.on_person_event(event)
+                await self.carry_out(partial(self.frames.person_events, event.value))
                 yield None
 
         async def apply_updates(stream: faust.StreamT[dict[str, Any]]) -> AsyncIterator[None]:
             async for event in stream.events():
-                person_id = _key(event)
-                await self.deliver(self.tracker.on_update(person_id, event.value))
+                await self.carry_out(partial(self.frames.update, _key(event), event.value))
                 yield None
 
-        async def apply_merges(stream: faust.StreamT[dict[str, Any]]) -> AsyncIterator[None]:
-            async for change in stream:
-                if change["change"] == "merge":
-                    await self.deliver(self.tracker.on_merge(change["person_id"], change["into"]))
+        async def apply_merges(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+            async for event in stream.events():
+                await self.carry_out(partial(self.frames.identity_changes, event.value))
                 yield None
 
         async def follow_lifecycle(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -104,20 +109,15 @@ class AlertProcessor:
         app.agent(self.alerts, name=f"{PROCESSOR}-owners")(follow_lifecycle)
         app.timer(timer_interval_s, name=f"{PROCESSOR}-clock")(tick)
 
-    async def on_person_event(self, event: faust.EventT[bytes]) -> None:
-        """Evaluate the rules a person event takes part in."""
+    async def carry_out(self, work: Work) -> None:
+        """Run a frame's (or message's) work, which writes and flushes the tables without an
+        await, then send what it asked for; if it failed half-way, what it did is sent still."""
+        reactions: list[Reaction] = []
         try:
-            record = self.codec.decode(event.value).record
-        except BadInput as exc:
-            # The timeline processor dead-letters it; a second copy would say nothing new.
-            log.warning("alert_input_undecodable", reason=str(exc))
-            return
-        EVENTS_IN.labels(PROCESSOR, record["envelope"]["agency"]).inc()
-        person_id = _key(event)
-        reaction = self.tracker.on_person_event(
-            person_id, compact_entry(record), household_of(event)
-        )
-        await self.deliver(reaction)
+            work(reactions)
+        finally:
+            for reaction in reactions:
+                await self.deliver(reaction)
 
     async def on_alert_event(self, value: bytes) -> None:
         """Remember whose each alert is; a resolved alert is closed on its person's partition."""

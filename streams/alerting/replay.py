@@ -1,13 +1,14 @@
 """`backbone rules replay`: what a rule file would have raised over the person-events history.
 
-Reads `<prefix>.person-events` from the earliest offset to the end offsets taken at start (in
-memory: the partitions are merged by message timestamp, the order the worker met them), and
-runs every event that occurred on or after the given date through `AlertTracker`, the same
-code the alert processor runs, with its stores in memory and its updates for other persons
-delivered at once. The merges identity made (identity-changes) are applied as they stand at
-the start: a merged person's events are replayed as the survivor's. Nobody is notified and
-nothing is written to Kafka. At the end, event time is moved to the wall clock as the worker's
-timer would, so absences that are due by now are decided too.
+Reads the frames of `<prefix>.person-events` from the earliest offset to the end offsets taken
+at start (in memory: the partitions are merged by message timestamp, the order the worker met
+them, and each frame's events kept in order), and runs every event that occurred on or after
+the given date through `AlertTracker`, the same code the alert processor runs, with its stores
+in memory and its updates for other persons delivered at once. The merges identity made
+(identity-changes frames) are applied as they stand at the start: a merged person's events
+are replayed as the survivor's. Nobody is notified and nothing is written to Kafka. At the
+end, event time is moved to the wall clock as the worker's timer would, so absences that are
+due by now are decided too.
 """
 
 from __future__ import annotations
@@ -25,20 +26,25 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.errors import BadInput, TransientError
+from backbone.frames import FramedEvent, decode_frame
+from backbone.logging import get_logger
 from backbone.topics import Topics
 from streams.alerting.alert import Alert
 from streams.alerting.evaluation import RuleEngine
+from streams.alerting.framed import household_of, person_of
 from streams.alerting.rules import RuleSet
 from streams.alerting.tracking import AlertTracker, Reaction, compact_entry
 from streams.alerting.view import event_time
 from streams.settings import AlertSettings
+
+log = get_logger(__name__)
 
 READ_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
 class PersonEvent:
-    """One message of person-events: the person, the Avro value, the household header."""
+    """One event of a person-events frame: the person, the Avro value, the household header."""
 
     person_id: str
     value: bytes
@@ -63,9 +69,9 @@ class ReplayResult:
 class InMemoryAlerting:
     """The alert tracker on dicts; updates for other persons are delivered at once, in order."""
 
-    def __init__(self, rules: RuleSet, lateness: timedelta) -> None:
+    def __init__(self, rules: RuleSet, lateness: timedelta, *, prune: bool = True) -> None:
         self.tracker = AlertTracker(
-            RuleEngine(rules), views={}, deadlines={}, priors={}, lateness=lateness
+            RuleEngine(rules), views={}, deadlines={}, priors={}, lateness=lateness, prune=prune
         )
         self.result = ReplayResult()
 
@@ -90,29 +96,50 @@ class InMemoryAlerting:
                 pending.append(self.tracker.on_update(forward.person_id, forward.update))
 
 
-def person_events(settings: AlertSettings) -> Iterator[PersonEvent]:
-    """Every message of person-events up to the end offsets at start, in the order the worker
-    met them: each partition in offset order, the partitions merged by message timestamp (a
-    household member's events sit on another partition than the tenant's)."""
+def person_events(settings: AlertSettings, codec: AvroCodec) -> Iterator[PersonEvent | None]:
+    """Every event of the person-events frames up to the end offsets at start, in the order the
+    worker met them: each partition in offset order, the partitions merged by message
+    timestamp (a household member's events sit on another partition than the tenant's), each
+    frame's events in order. None for a frame, or an event's key or household, that does not
+    decode (the worker skips them too)."""
     partitions: dict[int, list[Message]] = {}
     for message in _messages(settings, Topics(settings.topic_prefix).person_events):
         partitions.setdefault(message.partition() or 0, []).append(message)
     for message in heapq.merge(*partitions.values(), key=lambda m: m.timestamp()[1]):
-        headers = dict(message.headers() or [])
-        raw_household = headers.get("household")
-        household = _household(raw_household) if isinstance(raw_household, bytes) else {}
-        key = message.key() or b""
-        yield PersonEvent(key.decode(), message.value() or b"", household)
+        frame = _frame(codec, message)
+        if frame is None:
+            yield None
+            continue
+        for framed in frame:
+            try:
+                yield PersonEvent(person_of(framed), framed.value, household_of(framed))
+            except BadInput:
+                yield None
 
 
-def merges(settings: AlertSettings) -> dict[str, str]:
+def merges(settings: AlertSettings, codec: AvroCodec) -> dict[str, str]:
     """Every merge identity made so far: absorbed person id -> the person it went into."""
     found = {}
     for message in _messages(settings, Topics(settings.topic_prefix).identity_changes):
-        change = json.loads(message.value() or b"{}")
-        if change.get("change") == "merge":
-            found[str(change["person_id"])] = str(change["into"])
+        for framed in _frame(codec, message) or []:
+            try:
+                change = json.loads(framed.value)
+            except ValueError:
+                continue
+            if isinstance(change, dict) and change.get("change") == "merge":
+                person_id, into = change.get("person_id"), change.get("into")
+                if isinstance(person_id, str) and isinstance(into, str):
+                    found[person_id] = into
     return found
+
+
+def _frame(codec: AvroCodec, message: Message) -> list[FramedEvent] | None:
+    """The events of one frame, or None if it does not decode."""
+    try:
+        return decode_frame(codec, message.value() or b"")
+    except BadInput as exc:
+        log.warning("replay_frame_undecodable", topic=message.topic(), reason=str(exc))
+        return None
 
 
 def survivor_of(person_id: str, merged: dict[str, str]) -> str:
@@ -170,10 +197,6 @@ def _read_to_end(consumer: Consumer, topic: str) -> Iterator[Message]:
         yield message
 
 
-def _household(raw: bytes) -> dict[str, str]:
-    return {str(k): str(v) for k, v in json.loads(raw).items()}
-
-
 def replay(settings: AlertSettings, rules: RuleSet, since: datetime) -> ReplayResult:
     """What `rules` would have raised over the events that occurred on or after `since`.
 
@@ -181,11 +204,13 @@ def replay(settings: AlertSettings, rules: RuleSet, since: datetime) -> ReplayRe
     survivor's, which is where the worker ends up keeping them.
     """
     codec = AvroCodec(SchemaStore(settings.schemas_dir))
-    merged = merges(settings)
+    merged = merges(settings, codec)
     alerting = InMemoryAlerting(rules, timedelta(seconds=settings.alert_lateness_s))
-    for message in person_events(settings):
+    for message in person_events(settings, codec):
         alerting.result.read += 1
         try:
+            if message is None:
+                raise BadInput("not a person event")
             record = codec.decode(message.value).record
         except BadInput:
             alerting.result.undecodable += 1

@@ -21,6 +21,13 @@ household events. Merges move the absorbed person's view to the survivor (`absor
 Event time: the watermark is the highest occurred_at seen minus `lateness`; the caller's
 timer also moves it to the wall clock minus `lateness` (`advance_clock`), so absences are
 decided when no later event comes.
+
+Pruning (streams/alerting/pruning.py): each view is written without the entries no rule can
+read any more, so an event's write holds what the rules can still read rather than the whole
+history (what conditions without `within` match stays for ever). A pruned view and the updates
+made from it carry the watermark they were pruned under (`watermark`); reading one raises this
+tracker's watermark to it, so after a restart or a partition move event time does not go back
+to where the pruned entries would be read again.
 """
 
 from __future__ import annotations
@@ -33,13 +40,13 @@ from typing import Any
 from streams.alerting.alert import Absorption, Alert, Deadline, Outcome, PriorAlert
 from streams.alerting.alert_events import absorbed_event, raised_event
 from streams.alerting.evaluation import RuleEngine
+from streams.alerting.pruning import EARLIEST, Pruning
 from streams.alerting.view import Entry, PersonView, event_time
-from streams.timeline.processor import add_event, timeline_entry
+from streams.timeline.entries import add_event, timeline_entry
 
 Store = MutableMapping[str, Any]
 State = dict[str, Any]
 Update = dict[str, Any]
-EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
 # What the engine and the explanation read of a timeline entry; the rest stays on the timeline.
 ENTRY_FIELDS = ("event_id", "event_type", "agency", "occurred_at", "details")
@@ -89,7 +96,13 @@ def member_update(person_id: str, state: State, events: list[Entry], *, reply: b
         "household": state["household"],
         "events": events,
         "reply": reply,
+        **_stamp_of(state),
     }
+
+
+def _stamp_of(state: State) -> dict[str, str]:
+    """The watermark a view was pruned under, for what is sent from it."""
+    return {"watermark": state["watermark"]} if "watermark" in state else {}
 
 
 def members_of(state: State) -> set[str]:
@@ -131,8 +144,10 @@ class AlertTracker:
         priors: Store,
         lateness: timedelta,
         clock: Callable[[], datetime] = utc_now,
+        prune: bool = True,
     ) -> None:
         self.engine = engine
+        self.pruning = Pruning.of(engine.rules) if prune else None
         self.views = views
         self.deadlines = deadlines
         self.priors = priors
@@ -180,15 +195,17 @@ class AlertTracker:
         reaction = Reaction()
         before = dict(state["household"])
         state["household"] = {**before, **household}
+        map_changed = state["household"] != before
         added = relevant and add_event(state, entry)
-        if added or state["household"] != before:
-            self.views[person_id] = state
         if added:
             self._evaluate(person_id, state, entry, reaction)
         self._check_deadlines(person_id, state, reaction)
+        if added or map_changed:
+            # An entry too old for any rule goes at once: nobody needs to hear of it.
+            added = entry["event_id"] not in self._store(person_id, state)
         joined = set(household) - set(before) - set(state["members"])
         reaction.forwards += self._tell_members(
-            person_id, state, [entry] if added else [], joined, state["household"] != before
+            person_id, state, [entry] if added else [], joined, map_changed
         )
         if self.watermark >= self.next_due:
             checks = [p for p in self.due_persons() if p != person_id]
@@ -201,6 +218,8 @@ class AlertTracker:
         state = self._state(person_id)
         reaction = Reaction()
         kind = update["kind"]
+        if kind in ("member", "absorb"):
+            self._raise_watermark(update.get("watermark"))
         if "merged_into" in state and kind in ("member", "absorb"):
             reaction.forwards.append(Forward(state["merged_into"], update))
         elif kind == "member":
@@ -255,9 +274,9 @@ class AlertTracker:
         known["household"] = update["household"]
         new = [entry for entry in update["events"] if add_event(known, entry)]
         state["members"] = {**state["members"], member_id: known}
-        self.views[person_id] = state
         for entry in new:
             self._evaluate(person_id, state, entry, reaction)
+        self._store(person_id, state)
         if update["reply"]:
             answer = member_update(person_id, state, state["events"], reply=False)
             reaction.forwards.append(Forward(member_id, answer))
@@ -272,9 +291,10 @@ class AlertTracker:
         state["household"] = {**moved_household, **state["household"]}
         moved_members = {m: v for m, v in update["members"].items() if m != person_id}
         state["members"] = {**moved_members, **state["members"]}
-        self.views[person_id] = state
         for entry in new:
             self._evaluate(person_id, state, entry, reaction)
+        gone = self._store(person_id, state)
+        new = [entry for entry in new if entry["event_id"] not in gone]
         # Members who knew the absorbed person now learn of the survivor.
         joined = members_of(state) - before - {absorbed}
         reaction.forwards += self._tell_members(person_id, state, new, joined, False)
@@ -359,7 +379,26 @@ class AlertTracker:
         stored = self.views.get(person_id)
         if stored and "merged_into" in stored:
             return dict(stored)
+        if stored:
+            self._raise_watermark(stored.get("watermark"))
         return {"household": {}, "events": [], "members": {}, **(stored or {})}
+
+    def _store(self, person_id: str, state: State) -> set[str]:
+        """Write the view, pruned (streams/alerting/pruning.py); returns the event ids that went."""
+        gone: set[str] = set()
+        if self.pruning is not None and self.watermark > EARLIEST:
+            pending = self.deadlines.get(person_id) or []
+            due = [datetime.fromisoformat(d["due_at"]) for d in pending]
+            horizon = self.pruning.horizon(self.watermark, due)
+            gone = _prune(state, self.pruning, horizon)
+            state["watermark"] = self.watermark.isoformat()
+        self.views[person_id] = state
+        return gone
+
+    def _raise_watermark(self, stamp: object) -> None:
+        """Event time never goes back behind a watermark something was pruned under."""
+        if isinstance(stamp, str):
+            self.watermark = max(self.watermark, datetime.fromisoformat(stamp))
 
     def _view(self, person_id: str, state: State) -> PersonView:
         timeline = {"household": state["household"], "events": state["events"]}
@@ -377,4 +416,20 @@ def _absorb(person_id: str, state: State) -> Update:
         "household": state.get("household", {}),
         "events": state.get("events", []),
         "members": state.get("members", {}),
+        **_stamp_of(state),
     }
+
+
+def _prune(state: State, pruning: Pruning, horizon: datetime) -> set[str]:
+    """Prune the person's entries and each member's copy; the person's event ids that went."""
+    own = state["events"]
+    state["events"] = pruning.prune(own, horizon)
+    members = {}
+    for member_id, known in state["members"].items():
+        events = known.get("events", [])
+        kept = pruning.prune(events, horizon)
+        members[member_id] = known if kept is events else {**known, "events": kept}
+    state["members"] = members
+    if state["events"] is own:
+        return set()
+    return {e["event_id"] for e in own} - {e["event_id"] for e in state["events"]}

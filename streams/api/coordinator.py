@@ -22,6 +22,7 @@ from backbone.tokens import Coordinator, InvalidToken, verify_token
 from streams.api.audit import AuditTrail
 from streams.api.routing import ANSWERED_BY, OwnerRouter, OwnerUnavailableError, request_body
 from streams.identity.processor import Identity
+from streams.timeline.pages import TimelineQuery, read_page
 from streams.timeline.processor import Timelines, iso
 
 Handler = Callable[[Web, Request, Coordinator], Awaitable[Response]]
@@ -105,7 +106,7 @@ class CoordinatorApi:
                 required_parameter(request, "id"),
             )
             return await self.on_owner(
-                self.identity.links,
+                self.identity.links.table,
                 record_id,
                 view,
                 request,
@@ -155,7 +156,7 @@ class CoordinatorApi:
         async def answer(caller: Coordinator) -> Response:
             # The queue sits on the identity resolver's one partition: any key finds its owner.
             return await self.on_owner(
-                self.identity.reviews,
+                self.identity.reviews.table,
                 "queue",
                 view,
                 request,
@@ -182,7 +183,7 @@ class CoordinatorApi:
                 )
                 return view.json({"review_id": review_id, "decision": decision}, status=202)
 
-            return await self.on_owner(self.identity.reviews, "queue", view, request, here)
+            return await self.on_owner(self.identity.reviews.table, "queue", view, request, here)
 
         return await self.coordinator_request(view, request, "POST /review/{id}", answer)
 
@@ -194,6 +195,7 @@ class CoordinatorApi:
         return view.json({"reviews": waiting})
 
     async def _links_of(self, view: View, person_id: str) -> Response:
+        # The person's head (streams/timeline/store.py) holds the links.
         stored = self.timelines.table.get(person_id)
         if stored and "merged_into" in stored:
             return _merged(view, person_id, stored["merged_into"], "links")
@@ -207,10 +209,10 @@ class CoordinatorApi:
         )
 
     async def _person_for_record(self, view: View, record_id: str) -> Response:
-        person_id = self.identity.links.get(record_id)
-        if person_id is None:
+        link = self.identity.links.get(record_id)
+        if link is None:
             raise ApiError(404, "not_found", "no person has that agency identifier")
-        return view.json({"person_id": person_id})
+        return view.json({"person_id": link["person_id"]})
 
     async def _timeline_page(
         self, view: View, request: Request, caller: Coordinator, person_id: str
@@ -221,22 +223,16 @@ class CoordinatorApi:
         if not stored:
             raise ApiError(404, "not_found", f"no timeline for person {person_id}")
         # A person known so far only as a household member or by links has no events yet.
-        agency = request.query.get("agency")
-        event_type = request.query.get("event_type")
-        since = moment_of(request, "from")
-        until = moment_of(request, "to")
-        limit = limit_of(request)
-        after = request.query.get("cursor")
-        selected = [
-            entry
-            for entry in stored.get("events", [])
-            if (agency is None or entry["agency"] == agency)
-            and (event_type is None or entry["event_type"] == event_type)
-            and (since is None or entry["occurred_at"] >= since)
-            and (until is None or entry["occurred_at"] <= until)
-            and (after is None or _position(entry) > after)
-        ]
-        page = selected[:limit]
+        query = TimelineQuery(
+            agency=request.query.get("agency"),
+            event_type=request.query.get("event_type"),
+            since=moment_of(request, "from"),
+            until=moment_of(request, "to"),
+            after=request.query.get("cursor"),
+            limit=limit_of(request),
+        )
+        # The head names the person's months; only those the page needs are read.
+        page, next_cursor = read_page(self.timelines.months, person_id, stored, query)
         return view.json(
             {
                 "person_id": person_id,
@@ -245,7 +241,7 @@ class CoordinatorApi:
                     for member, relationship in sorted(stored.get("household", {}).items())
                 ],
                 "events": [visible_entry(entry, caller) for entry in page],
-                "next_cursor": _position(page[-1]) if len(selected) > limit else None,
+                "next_cursor": next_cursor,
             }
         )
 
@@ -373,11 +369,6 @@ def limit_of(request: Request) -> int:
     if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
         raise ApiError(400, "invalid_parameter", f"limit must be 1 to {MAX_LIMIT}")
     return int(value)
-
-
-def _position(entry: dict[str, Any]) -> str:
-    """A stable paging cursor: the entry's place in event-time order."""
-    return f"{entry['occurred_at']}|{entry['event_id']}"
 
 
 def may_review(case: dict[str, Any], caller: Coordinator) -> bool:

@@ -72,7 +72,9 @@ class IdentityPages:
             return _answer(view, command_id, outcome)
 
         # The resolver's tables have one partition: any key names the worker holding them.
-        return await self.api.on_owner(self.api.identity.members, "queue", view, request, here)
+        return await self.api.on_owner(
+            self.api.identity.members.table, "queue", view, request, here
+        )
 
 
 def _two_persons(body: dict[str, Any]) -> list[str]:

@@ -70,23 +70,28 @@ class IdentityCommands:
         finally:
             self._waiting.pop(command_id, None)
 
-    async def apply(self, command: dict[str, Any]) -> None:
-        """Apply one command read from identity-input (the resolver's agent calls this)."""
+    def apply(self, command: dict[str, Any]) -> CommandOutcome:
+        """Apply one command read from identity-input (the resolver's agent calls this and
+        then `answer`, once the command's changes are on their way)."""
         kind = command.get("command")
         if kind == "merge":
-            outcome = await self.merge(command)
+            outcome = self.merge(command)
         elif kind == "split":
-            outcome = await self.split(command)
+            outcome = self.split(command)
         elif kind == ERASE:
-            outcome = await self.erase(command)
+            outcome = self.erase(command)
         else:
             outcome = CommandOutcome.refused(400, "invalid_command", f"command: unknown {kind}")
         log.info("identity_command_applied", command=kind, status=outcome.status)
+        return outcome
+
+    def answer(self, command: dict[str, Any], outcome: CommandOutcome) -> None:
+        """Hand the outcome to the request waiting for it on this worker, if any."""
         waiting = self._waiting.get(command.get("command_id", ""))
         if waiting is not None and not waiting.done():
             waiting.set_result(outcome)
 
-    async def merge(self, command: dict[str, Any]) -> CommandOutcome:
+    def merge(self, command: dict[str, Any]) -> CommandOutcome:
         """A coordinator's merge of two persons: one person, whose links say who and why."""
         identity = self.identity
         roots: list[str] = []
@@ -103,11 +108,11 @@ class IdentityCommands:
             "coordinator": command["coordinator"],
             "reason": command["reason"],
         }
-        survivor = await identity.join_persons(roots, link)
+        survivor = identity.join_persons(roots, link)
         merged = sorted({person_id(root) for root in roots} - {survivor})
         return CommandOutcome(200, {"person_id": survivor, "merged_person_ids": merged})
 
-    async def split(self, command: dict[str, Any]) -> CommandOutcome:
+    def split(self, command: dict[str, Any]) -> CommandOutcome:
         """A coordinator's split: the listed records of a person become a person of their own.
 
         The group holding the person's first record keeps the person id; the other group's
@@ -142,7 +147,7 @@ class IdentityCommands:
             "split_from": asked,
         }
         for record_id in groups[moved_to]:
-            await identity.send_decision(record_id, moved_to)
+            identity.send_decision(record_id, moved_to)
         # On the asked person's key: its timeline relinks the listed records, then moves the
         # moved group's events and links to their new person.
         change = {
@@ -152,11 +157,11 @@ class IdentityCommands:
             "listed": groups[split_off],
             "link": link,
         }
-        await identity.send_change(asked, change)
+        identity.send_change(asked, change)
         log.info("person_split", person_id=asked, staying=staying, split_off=split_off)
         return CommandOutcome(200, {"person_id": split_off, "remaining_person_id": staying})
 
-    async def erase(self, command: dict[str, Any]) -> CommandOutcome:
+    def erase(self, command: dict[str, Any]) -> CommandOutcome:
         """Forget the person an agency record belongs to: every record of theirs leaves the
         resolver's tables, the lookup and the review queue, and their timeline is deleted;
         deleting from a table writes a tombstone to its changelog, so a worker recovering on
@@ -164,7 +169,7 @@ class IdentityCommands:
         identity = self.identity
         record_id = command["record_id"]
         if record_id not in identity.state.records:
-            await self._confirm_erasure(command, None, [])
+            self._confirm_erasure(command, None, [])
             return CommandOutcome.refused(404, "not_found", "no person has that identifier")
         erased = identity.resolver.person_of(record_id)
         records: list[str] = identity.members.get(erased) or [record_id]
@@ -176,26 +181,26 @@ class IdentityCommands:
         identity.state.forget(set(records))
         # Every person id the records ever had: each was the person of a root among them.
         for person in dict.fromkeys([erased, *(person_id(each) for each in records)]):
-            await identity.send_change(person, {"change": "erase"})
-        await self._confirm_erasure(command, erased, records)
+            identity.send_change(person, {"change": "erase"})
+        self._confirm_erasure(command, erased, records)
         log.info("person_erased", records=len(records))
         return CommandOutcome(200, {"person_id": erased, "records": len(records)})
 
-    async def _confirm_erasure(
+    def _confirm_erasure(
         self, command: dict[str, Any], erased: str | None, records: list[str]
     ) -> None:
         """Unlink every record (the lookup's table deletes them), the asked one last, with the
         command id for `backbone erase` to read."""
         asked = command["record_id"]
         for record_id in [*(each for each in records if each != asked), asked]:
-            decision: dict[str, Any] = {"record_id": record_id, "person_id": None}
+            confirmation: dict[str, Any] = {}
             if record_id == asked:
-                decision |= {
+                confirmation = {
                     "command_id": command["command_id"],
                     "erased_person_id": erased,
                     "records": len(records),
                 }
-            await self.identity.decisions.send(key=record_id.encode(), value=decision)
+            self.identity.send_decision(record_id, None, **confirmation)
 
 
 def _delete(table: Any, key: str) -> None:

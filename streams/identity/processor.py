@@ -1,18 +1,19 @@
 """Identity: which person an agency record belongs to, and every event re-keyed by person.
 
-Three agents (README, "Identity resolution on one partition"):
-- `identity-forward` moves every agency event onto the one-partition `identity-input` topic;
-- `identity` resolves each event's subject (and the household members a social care event
-  lists) with the Fellegi-Sunter `Resolver`, whose state lives in Faust tables on that one
-  partition, records the decision, and sends the event on to `person-events` keyed by person;
-- `identity-links` keeps record id -> person id (the lookup) on the agency topics' partitions,
-  from the decisions keyed by record id.
+Three agents, all over frames (README, "Identity resolution"):
+- `identity-router` on `record-frames` (the agency topics' partitions): an event whose records
+  are linked and unchanged (`known_records`) goes straight to `person-events`; the rest go to
+  the one-partition `identity-input`;
+- `identity` resolves those with the Fellegi-Sunter `Resolver`, whose state lives in Faust
+  tables on that one partition, records the decisions, and sends the events on to
+  `person-events` keyed by person; coordinators' and erasure commands come the same way;
+- `identity-links` keeps record id -> person id and fingerprint (`record-links`, the router's
+  and the lookup's table) on the agency topics' partitions, from the decisions.
 
-Decisions and merges are events on Kafka: `identity-decisions` (per record, for the lookup) and
+Decisions and merges are events on Kafka: `identity-decisions` (per record) and
 `identity-changes` (per person: the records linked to it and why; merges into another person,
-splits, erasures), which the timeline processor applies. The changes someone asks for (a
-coordinator's merge or split, an erasure) are commands on `identity-input`, applied by
-`streams/identity/commands.py`; an HL7 A40 joins the prior hospital number's person here.
+splits, erasures), which the timeline applies. An HL7 A40 joins the prior hospital number's
+person here; coordinators' merges, splits and erasures are `commands`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
+import orjson
 from mode import BaseSignalT
 
+from backbone.codec import AvroCodec
 from backbone.contracts import IDENTITY_COMMAND_HEADER
+from backbone.errors import BadInput
+from backbone.frames import FramedEvent
 from backbone.logging import get_logger
 from backbone.metrics import EVENTS_IN, EVENTS_OUT
 from backbone.topics import Topics
+from streams.framing.batched_table import BatchedTable
+from streams.framing.outbox import FrameOutbox
 from streams.identity.commands import IdentityCommands
+from streams.identity.known_records import fingerprint, fingerprint_of_details, known_person
 from streams.identity.linkage import Decision, Outcome, Resolver, ResolverState, person_id
 from streams.operations.dead_letters import DeadLetters
 
@@ -67,85 +75,92 @@ def link_of(decision: Decision) -> dict[str, Any]:
     }
 
 
+def person_event(framed: FramedEvent, person: str, household: dict[str, str]) -> FramedEvent:
+    """The agency event as `person-events` carries it: keyed by person, household attached."""
+    return FramedEvent(
+        key=person.encode(),
+        value=framed.value,
+        headers={**framed.headers, "household": orjson.dumps(household)},
+        source_topic=framed.source_topic,
+        source_offset=framed.source_offset,
+    )
+
+
 class Identity:
     """Resolves every agency record to a person and forwards its events by person id."""
 
-    def __init__(self, app: faust.App, topics: Topics, dead_letters: DeadLetters) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        topics: Topics,
+        codec: AvroCodec,
+        dead_letters: DeadLetters,
+        partitions: int,
+    ) -> None:
+        self.codec = codec
         self.dead_letters = dead_letters
-        # record id (keyed hash) -> person id; co-partitioned with the agency topics' keys.
-        self.links = app.Table("record-links", default=None)
+        # record id (keyed hash) -> {"person_id", "fingerprint"}; co-partitioned with the
+        # agency topics' keys: the router's and the lookup's table.
+        self.links = BatchedTable(app.Table("record-links", default=None))
         # The resolver's tables and the members of each person live on the one partition of
         # identity-input: every candidate is local, whichever worker holds that partition.
         self.state = ResolverState(
-            records=app.Table("linkage-records", default=None, partitions=1),
+            records=self._resolver_table(app, "linkage-records"),
             # In memory, rebuilt from linkage-records when partitions are (re)assigned: a
-            # changelog of its own cost five Kafka writes per new record (README,
-            # "Performance of the identity partition").
+            # changelog of its own cost five Kafka writes per new record (README).
             blocks={},
-            national_ids=app.Table("linkage-national-ids", default=None, partitions=1),
-            parents=app.Table("linkage-parents", default=None, partitions=1),
-            person_national_ids=app.Table(
-                "linkage-person-national-ids", default=None, partitions=1
-            ),
-            counters=app.Table("linkage-counters", default=None, partitions=1),
-            apart=app.Table("linkage-apart", default=None, partitions=1),
+            national_ids=self._resolver_table(app, "linkage-national-ids"),
+            parents=self._resolver_table(app, "linkage-parents"),
+            person_national_ids=self._resolver_table(app, "linkage-person-national-ids"),
+            counters=self._resolver_table(app, "linkage-counters"),
+            apart=self._resolver_table(app, "linkage-apart"),
         )
-        self.members = app.Table("linkage-members", default=None, partitions=1)
+        self.members = self._resolver_table(app, "linkage-members")
         # Possible matches waiting for a coordinator: review id (the record id) -> the case.
-        self.reviews = app.Table("review-queue", default=None, partitions=1)
+        self.reviews = self._resolver_table(app, "review-queue")
         self.resolver = Resolver(state=self.state)
         self.index_current = False
         app.on_partitions_assigned.connect(self._index_outdated)
         self.commands = IdentityCommands(self)
-        self.person_events = app.topic(
-            topics.person_events, key_serializer="raw", value_serializer="raw"
-        )
         self.identity_input = app.topic(
             topics.identity_input, partitions=1, key_serializer="raw", value_serializer="raw"
         )
-        self.decisions = app.topic(
-            topics.identity_decisions, key_serializer="raw", value_serializer="json"
-        )
-        self.changes = app.topic(
-            topics.identity_changes, key_serializer="raw", value_serializer="json"
-        )
-        agency_events = app.topic(
-            *topics.all_agency_events(), key_serializer="raw", value_serializer="raw"
-        )
 
-        async def forward(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        def framed_topic(name: str) -> faust.TopicT:
+            return app.topic(name, key_serializer="raw", value_serializer="raw")
+
+        self.person_events_topic = topics.person_events
+        self.person_events = FrameOutbox(framed_topic(topics.person_events), partitions, codec)
+        self.decisions = FrameOutbox(framed_topic(topics.identity_decisions), partitions, codec)
+        self.changes = FrameOutbox(framed_topic(topics.identity_changes), partitions, codec)
+        self.to_resolver = FrameOutbox(self.identity_input, 1, codec)
+
+        async def route(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             async for event in stream.events():
-                await self.identity_input.send(
-                    key=event.key, value=event.value, headers=event.headers
-                )
+                frame = await dead_letters.decode_frame(PROCESSOR, event)
+                if frame is not None:
+                    await self.route(frame, event.message.topic)
                 yield None
 
         async def identify(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             async for event in stream.events():
-                if not self.index_current:
-                    # Streams run after the tables' recovery: linkage-records is complete.
-                    await self.state.rebuild_index()
-                    self.index_current = True
-                headers = event.headers or {}
-                if REVIEW_DECISION in headers:
-                    await self.decide_review(json.loads(headers[REVIEW_DECISION]))
-                elif IDENTITY_COMMAND_HEADER in headers:
-                    await self.commands.apply(json.loads(headers[IDENTITY_COMMAND_HEADER]))
-                else:
-                    await self.identify(event)
+                await self.on_resolver_input(event)
                 yield None
 
-        async def keep_links(stream: faust.StreamT[dict[str, Any]]) -> AsyncIterator[None]:
-            async for decision in stream:
-                if decision["person_id"] is not None:
-                    self.links[decision["record_id"]] = decision["person_id"]
-                elif decision["record_id"] in self.links:
-                    del self.links[decision["record_id"]]  # erased: a tombstone
+        async def keep_links(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+            async for event in stream.events():
+                frame = await dead_letters.decode_frame(f"{PROCESSOR}-links", event)
+                for framed in frame or []:
+                    self.keep_link(orjson.loads(framed.value))
+                self.links.flush()
                 yield None
 
-        app.agent(agency_events, name=f"{PROCESSOR}-forward")(forward)
+        app.agent(framed_topic(topics.record_frames), name=f"{PROCESSOR}-router")(route)
         app.agent(self.identity_input, name=PROCESSOR)(identify)
-        app.agent(self.decisions, name=f"{PROCESSOR}-links")(keep_links)
+        app.agent(framed_topic(topics.identity_decisions), name=f"{PROCESSOR}-links")(keep_links)
+
+    def _resolver_table(self, app: faust.App, name: str) -> BatchedTable:
+        return BatchedTable(app.Table(name, default=None, partitions=1))
 
     def _index_outdated(
         self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
@@ -154,41 +169,91 @@ class Identity:
         partition: rebuild the blocking index before the next event."""
         self.index_current = False
 
-    async def identify(self, event: faust.EventT[bytes]) -> None:
+    async def route(self, frame: list[FramedEvent], source: str) -> None:
+        """Send each event of a frame to `person-events` if its records are known and
+        unchanged, else to the resolver; order within each destination is kept."""
+        for framed in frame:
+            record = await self._decode(framed, source)
+            if record is None:
+                continue
+            agency = record["envelope"]["agency"]
+            EVENTS_IN.labels(PROCESSOR, agency).inc()
+            known = known_person(record, self.links)
+            if known is None:
+                self.to_resolver.add(framed)
+            else:
+                self.person_events.add(person_event(framed, known.person_id, known.household))
+                EVENTS_OUT.labels(PROCESSOR, agency, self.person_events_topic).inc()
+        await self.to_resolver.send()
+        await self.person_events.send()
+
+    async def on_resolver_input(self, event: faust.EventT[bytes]) -> None:
+        """A frame of events to resolve, or a coordinator's or erasure command."""
+        if not self.index_current:
+            # Streams run after the tables' recovery: linkage-records is complete.
+            await self.state.rebuild_index()
+            self.index_current = True
+        headers = event.headers or {}
+        outcome = None
+        if REVIEW_DECISION in headers:
+            self.decide_review(json.loads(headers[REVIEW_DECISION]))
+        elif IDENTITY_COMMAND_HEADER in headers:
+            command = json.loads(headers[IDENTITY_COMMAND_HEADER])
+            outcome = self.commands.apply(command)
+        else:
+            frame = await self.dead_letters.decode_frame(PROCESSOR, event)
+            for framed in frame or []:
+                # Decoded by the router already: a failure here cannot happen but for a
+                # frame written by something else, which the router would have refused too.
+                record = self.codec.decode(framed.value).record
+                self.identify(framed, record)
+        # No await from the first table write to here: Faust writes each changelog on the
+        # partition of the event being processed (the one partition of identity-input).
+        for table in self._tables():
+            table.flush()
+        for outbox in (self.person_events, self.decisions, self.changes):
+            await outbox.send()
+        if outcome is not None:
+            self.commands.answer(command, outcome)
+
+    def _tables(self) -> list[BatchedTable]:
+        state = self.state
+        tables = [state.records, state.national_ids, state.parents, state.person_national_ids]
+        tables += [state.counters, state.apart, self.members, self.reviews]
+        return [table for table in tables if isinstance(table, BatchedTable)]
+
+    async def _decode(self, framed: FramedEvent, source: str) -> dict[str, Any] | None:
+        try:
+            return self.codec.decode(framed.value).record
+        except BadInput as exc:
+            await self.dead_letters.send(PROCESSOR, framed.value, f"undecodable: {exc}", source)
+            return None
+
+    def identify(self, framed: FramedEvent, record: dict[str, Any]) -> None:
         """Resolve the event's subject (and household) and send it on, keyed by person id."""
-        record = await self.dead_letters.decode(PROCESSOR, event)
-        if record is None:
-            return
         envelope = record["envelope"]
         subject = envelope["subject"]
         agency = envelope["agency"]
-        EVENTS_IN.labels(PROCESSOR, agency).inc()
-        await self._record(self.resolver.resolve(subject), agency)
+        self._record(self.resolver.resolve(subject), agency, fingerprint(subject))
         relationships: dict[str, str] = {}
         for member in record.get("household") or []:
-            await self._record(self.resolver.resolve(member["subject"]), agency)
-            relationships[member["subject"]["record_id"]] = member["relationship"]
+            member_subject = member["subject"]
+            decision = self.resolver.resolve(member_subject)
+            self._record(decision, agency, fingerprint(member_subject))
+            relationships[member_subject["record_id"]] = member["relationship"]
         prior_record_id = record.get("merged_record_id")
         if prior_record_id:
-            await self._join_hospital_records(subject["record_id"], prior_record_id)
+            self._join_hospital_records(subject["record_id"], prior_record_id)
         # Asked after every resolution: a household member's record may have merged persons.
-        person_id = self.resolver.person_of(subject["record_id"])
+        person = self.resolver.person_of(subject["record_id"])
         household = {
             self.resolver.person_of(record_id): relationship
             for record_id, relationship in relationships.items()
         }
-        await self.person_events.send(
-            key=person_id.encode(),
-            value=event.value,
-            headers={
-                "event_id": envelope["event_id"].encode(),
-                "household": json.dumps(household).encode(),
-            },
-        )
-        EVENTS_OUT.labels(PROCESSOR, agency, self.person_events.get_topic_name()).inc()
-        log.debug("event_identified", event_id=envelope["event_id"], person_id=person_id)
+        self.person_events.add(person_event(framed, person, household))
+        EVENTS_OUT.labels(PROCESSOR, agency, self.person_events_topic).inc()
 
-    async def _join_hospital_records(self, record_id: str, prior_record_id: str) -> None:
+    def _join_hospital_records(self, record_id: str, prior_record_id: str) -> None:
         """HL7 A40: the hospital merged a prior hospital number into this one: one person."""
         if prior_record_id not in self.state.records:
             # Never seen: nothing of it to move. Its own events, should any come, link to
@@ -198,21 +263,22 @@ class Identity:
         clusters = self.resolver.clusters
         roots = [clusters.root(record_id), clusters.root(prior_record_id)]
         if roots[0] != roots[1]:
-            await self.join_persons(roots, {"basis": "deterministic", "reason": "HL7 A40"})
+            self.join_persons(roots, {"basis": "deterministic", "reason": "HL7 A40"})
 
-    async def _record(self, decision: Decision, agency: str) -> None:
-        """Publish what a decision changed: a newly linked record, and any merged persons."""
+    def _record(self, decision: Decision, agency: str, details: str) -> None:
+        """Publish what a decision changed: the record's person and fingerprint (always: the
+        router sent it here because it was new or changed), a new link, merged persons."""
         members: list[str] = self.members.get(decision.person_id) or []
         for absorbed in decision.merged_person_ids:
-            members = await self._merge(absorbed, decision.person_id, decision.reason, members)
+            members = self._merge(absorbed, decision.person_id, decision.reason, members)
+        self.send_decision(decision.record_id, decision.person_id, details)
         if decision.record_id in members and not decision.merged_person_ids:
             return  # a record seen before, on the person it already belongs to
         if decision.record_id not in members:
             members = [*members, decision.record_id]
         self.members[decision.person_id] = members
-        await self.send_decision(decision.record_id, decision.person_id)
         link = {"record_id": decision.record_id, "agency": agency, **link_of(decision)}
-        await self.send_change(decision.person_id, {"change": "link", "link": link})
+        self.send_change(decision.person_id, {"change": "link", "link": link})
         if decision.outcome is Outcome.POSSIBLE_MATCH:
             self.reviews[decision.record_id] = {"review_id": decision.record_id, **link}
         log.info(
@@ -224,16 +290,14 @@ class Identity:
             merged_person_ids=list(decision.merged_person_ids),
         )
 
-    async def _merge(
-        self, absorbed: str, survivor: str, reason: str, members: list[str]
-    ) -> list[str]:
+    def _merge(self, absorbed: str, survivor: str, reason: str, members: list[str]) -> list[str]:
         """Move the absorbed person's records onto the survivor; returns the survivor's."""
         moved: list[str] = self.members.get(absorbed) or []
         if absorbed in self.members:
             del self.members[absorbed]
         for record_id in moved:
-            await self.send_decision(record_id, survivor)
-        await self.send_change(absorbed, {"change": "merge", "into": survivor, "reason": reason})
+            self.send_decision(record_id, survivor)
+        self.send_change(absorbed, {"change": "merge", "into": survivor, "reason": reason})
         log.info("persons_merged", absorbed=absorbed, survivor=survivor)
         return [*members, *(record_id for record_id in moved if record_id not in members)]
 
@@ -248,7 +312,7 @@ class Identity:
             headers={REVIEW_DECISION: json.dumps({**command, "coordinator": coordinator}).encode()},
         )
 
-    async def decide_review(self, command: dict[str, Any]) -> None:
+    def decide_review(self, command: dict[str, Any]) -> None:
         """Apply a coordinator's review decision: `match` joins the two persons."""
         case = self.reviews.get(command["review_id"])
         if case is None:
@@ -265,12 +329,12 @@ class Identity:
         if roots[0] == roots[1]:
             return
         reason = f"coordinator {command['coordinator']}: {command['reason']}"
-        survivor = await self.join_persons(roots, {"basis": "coordinator", "reason": reason})
+        survivor = self.join_persons(roots, {"basis": "coordinator", "reason": reason})
         link = {**case, "basis": "coordinator", "outcome": "match", "reason": reason}
         link.pop("review_id", None)
-        await self.send_change(survivor, {"change": "link", "link": link})
+        self.send_change(survivor, {"change": "link", "link": link})
 
-    async def join_persons(self, roots: list[str], link: dict[str, Any]) -> str:
+    def join_persons(self, roots: list[str], link: dict[str, Any]) -> str:
         """Make the persons of these root records one; returns the surviving person id.
 
         For a merge someone asserted (a coordinator, a hospital's A40) rather than one the
@@ -289,14 +353,34 @@ class Identity:
                 continue
             for record_id in self.members.get(absorbed) or []:
                 relinked = {"record_id": record_id, "outcome": "match", **link}
-                await self.send_change(absorbed, {"change": "link", "link": relinked})
-            members = await self._merge(absorbed, survivor, link["reason"], members)
+                self.send_change(absorbed, {"change": "link", "link": relinked})
+            members = self._merge(absorbed, survivor, link["reason"], members)
         self.members[survivor] = members
         return survivor
 
-    async def send_decision(self, record_id: str, person_id: str) -> None:
-        value = {"record_id": record_id, "person_id": person_id}
-        await self.decisions.send(key=record_id.encode(), value=value)
+    def send_decision(
+        self, record_id: str, person: str | None, details: str | None = None, **extra: Any
+    ) -> None:
+        """Queue a record's person (None: erased) for `identity-decisions`; without `details`
+        the fingerprint is that of the record's latest stored version."""
+        if person is not None and details is None:
+            stored = self.state.records.get(record_id)
+            details = fingerprint_of_details(stored["versions"][-1]) if stored else None
+        value = {"record_id": record_id, "person_id": person, "fingerprint": details, **extra}
+        self.decisions.add(FramedEvent(record_id.encode(), orjson.dumps(value), {}))
 
-    async def send_change(self, person_id: str, change: dict[str, Any]) -> None:
-        await self.changes.send(key=person_id.encode(), value={"person_id": person_id, **change})
+    def send_change(self, person: str, change: dict[str, Any]) -> None:
+        """Queue a change of a person for `identity-changes`."""
+        value = orjson.dumps({"person_id": person, **change})
+        self.changes.add(FramedEvent(person.encode(), value, {}))
+
+    def keep_link(self, decision: dict[str, Any]) -> None:
+        """Apply a decision to `record-links`: the record's person and fingerprint, or none."""
+        record_id = decision["record_id"]
+        if decision["person_id"] is None:
+            if record_id in self.links:
+                del self.links[record_id]  # erased: a tombstone
+            return
+        link = {"person_id": decision["person_id"], "fingerprint": decision.get("fingerprint")}
+        if self.links.get(record_id) != link:
+            self.links[record_id] = link

@@ -9,6 +9,7 @@ import faust
 
 from backbone.codec import AvroCodec
 from backbone.errors import BadInput
+from backbone.frames import FramedEvent, decode_frame
 from backbone.logging import get_logger
 from backbone.metrics import DEAD_LETTERS
 from backbone.topics import Topics
@@ -28,6 +29,16 @@ class DeadLetters:
         """The event's Avro record, or None after dead-lettering an undecodable one."""
         try:
             return self._codec.decode(event.value).record
+        except BadInput as exc:
+            await self.send(processor, event.value, f"undecodable: {exc}", event.message.topic)
+            return None
+
+    async def decode_frame(
+        self, processor: str, event: faust.EventT[bytes]
+    ) -> list[FramedEvent] | None:
+        """The frame's events, or None after dead-lettering a frame that does not decode."""
+        try:
+            return decode_frame(self._codec, event.value)
         except BadInput as exc:
             await self.send(processor, event.value, f"undecodable: {exc}", event.message.topic)
             return None

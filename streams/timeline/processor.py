@@ -1,239 +1,213 @@
-"""The unified person timeline: every agency's events about one person, in event-time order.
+"""The timeline processor: person events and identity changes, a frame at a time, into the
+timeline store (streams/timeline/store.py) kept in two Faust tables.
 
-A timeline is `{"household": {person_id: relationship}, "events": [entry, ...],
-"links": {record_id: link}}` in a table keyed by person id. Entries are deduplicated by
-event_id and kept sorted by occurred_at, so late or repeated events land where they belong and
-only once. A person merged into another keeps only `{"merged_into": survivor}`: its events,
-household and links move to the survivor, and anything arriving for it later follows them.
+Each frame is decoded and applied synchronously and the tables' batched writes are flushed
+before any `await`: Faust writes a table's changelog on the partition of the event being
+processed, and another agent running during an await would write under its own event. Only
+then are the changes for other persons' partitions (`absorb`) and any dead letters sent.
 """
 
 from __future__ import annotations
 
-import bisect
-import json
-import operator
-from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import orjson
 
+from backbone.codec import AvroCodec
+from backbone.errors import BadInput
+from backbone.frames import FramedEvent
 from backbone.logging import get_logger
 from backbone.metrics import END_TO_END_SECONDS, EVENTS_IN
 from backbone.topics import Topics
+from streams.framing.batched_table import BatchedTable
+from streams.framing.outbox import FrameOutbox
 from streams.operations.dead_letters import DeadLetters
+from streams.timeline.entries import (
+    AGENCY_LABELS,
+    Entry,
+    Timeline,
+    absorb,
+    add_event,
+    household_of,
+    iso,
+    timeline_entry,
+)
+from streams.timeline.store import Arrival, Outcome, TimelineStore, change_problem
+
+# The pure core moved to streams/timeline/entries.py; re-exported while callers move over.
+__all__ = [
+    "AGENCY_LABELS",
+    "PROCESSOR",
+    "Entry",
+    "Timeline",
+    "Timelines",
+    "absorb",
+    "add_event",
+    "household_of",
+    "iso",
+    "timeline_entry",
+]
 
 log = get_logger(__name__)
 PROCESSOR = "timeline"
-AGENCY_LABELS = {
-    "health": "Health",
-    "jobcentre": "Jobcentre",
-    "housing": "Housing",
-    "social_care": "Social care",
-}
-Entry = dict[str, Any]
-Timeline = dict[str, Any]
-_EVENT_ID = operator.itemgetter("event_id")
-_EVENT_ORDER = operator.itemgetter("occurred_at", "event_id")
-
-
-def iso(moment: datetime) -> str:
-    """UTC with microseconds always written, so the strings sort in time order."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return iso(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(item) for item in value]
-    return value
-
-
-def timeline_entry(record: dict[str, Any]) -> Entry:
-    """What a timeline shows of one event; `details` are the family fields of the event."""
-    envelope = record["envelope"]
-    details = {key: value for key, value in record.items() if key not in ("envelope", "household")}
-    what = envelope["event_type"].replace("_", " ")
-    return {
-        "event_id": envelope["event_id"],
-        # The agency record it is about (keyed hash): a split moves the record's events.
-        "record_id": envelope["subject"]["record_id"],
-        "event_type": envelope["event_type"],
-        "agency": envelope["agency"],
-        "occurred_at": iso(envelope["occurred_at"]),
-        "recorded_at": iso(envelope["recorded_at"]),
-        "summary": f"{AGENCY_LABELS[envelope['agency']]}: {what}",
-        "details": _jsonable(details),
-    }
-
-
-def add_event(timeline: Timeline, entry: Entry) -> bool:
-    """Insert `entry` in event-time order; False if the timeline already has its event_id."""
-    events: list[Entry] = timeline.setdefault("events", [])
-    # itemgetter keeps both scans in C: this runs for every event on timelines that grow.
-    if entry["event_id"] in map(_EVENT_ID, events):
-        return False
-    events.insert(bisect.bisect(events, _EVENT_ORDER(entry), key=_EVENT_ORDER), entry)
-    return True
-
-
-def household_of(event: faust.EventT[bytes]) -> dict[str, str]:
-    """Household members (resolved person id -> relationship), as identity attached them."""
-    raw = (event.headers or {}).get("household")
-    return dict(json.loads(raw)) if raw else {}
-
-
-def absorb(timeline: Timeline, person_id: str, moved: Timeline) -> bool:
-    """Add what a merged person's timeline held; False if `timeline` already had all of it."""
-    added = [add_event(timeline, entry) for entry in moved.get("events", [])]
-    household = {k: v for k, v in moved.get("household", {}).items() if k != person_id}
-    links = moved.get("links", {})
-    changed = any(added) or bool(household.items() - timeline.get("household", {}).items())
-    changed = changed or bool(links.keys() - timeline.get("links", {}).keys())
-    timeline["household"] = {**timeline.get("household", {}), **household}
-    # A link already here is newer than a moved one (a coordinator's decision on the record).
-    timeline["links"] = {**links, **timeline.get("links", {})}
-    return changed
+Rejected = list[tuple[bytes, str]]
+_NOTEWORTHY = {"merge": "timeline_merged", "split": "timeline_split", "erase": "timeline_erased"}
 
 
 class Timelines:
-    """Consumes person events and keeps each person's timeline in a table."""
+    """Consumes person-events and identity-changes frames into per-month timeline tables."""
 
-    def __init__(self, app: faust.App, topics: Topics, dead_letters: DeadLetters) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        topics: Topics,
+        codec: AvroCodec,
+        dead_letters: DeadLetters,
+        partitions: int,
+    ) -> None:
+        self.codec = codec
         self.dead_letters = dead_letters
-        self.table = app.Table("timelines", default=dict)
-        source = app.topic(topics.person_events, key_serializer="raw", value_serializer="raw")
-        self.changes = app.topic(
-            topics.identity_changes, key_serializer="raw", value_serializer="json"
-        )
+        # Heads by person id; the API routes a person's requests by this table's keys.
+        self.table = app.Table("timelines", default=None)
+        # Month buckets `<person id>/<YYYY-MM>`, written on the person's partition.
+        self.months = app.Table("timeline-months", default=None)
+        self._heads = BatchedTable(self.table)
+        self._months = BatchedTable(self.months)
+        self.store = TimelineStore(self._heads, self._months)
+
+        def framed_topic(name: str) -> faust.TopicT:
+            return app.topic(name, key_serializer="raw", value_serializer="raw")
+
+        changes = framed_topic(topics.identity_changes)
+        # One outbox per agent: the agents interleave at awaits, and an outbox being sent
+        # must not gain (and then clear) the other agent's events.
+        self._moved_events = FrameOutbox(changes, partitions, codec)
+        self._moved_contents = FrameOutbox(changes, partitions, codec)
 
         async def record_events(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             async for event in stream.events():
-                await self.record(event)
+                frame = await dead_letters.decode_frame(PROCESSOR, event)
+                if frame is not None:
+                    await self.record_frame(frame, event.message.topic)
                 yield None
 
-        async def apply_changes(stream: faust.StreamT[dict[str, Any]]) -> AsyncIterator[None]:
-            async for change in stream:
-                await self.apply(change)
+        async def apply_changes(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+            async for event in stream.events():
+                frame = await dead_letters.decode_frame(PROCESSOR, event)
+                if frame is not None:
+                    await self.apply_frame(frame, event.message.topic)
                 yield None
 
-        app.agent(source, name=PROCESSOR)(record_events)
-        app.agent(self.changes, name=f"{PROCESSOR}-identity-changes")(apply_changes)
+        app.agent(framed_topic(topics.person_events), name=PROCESSOR)(record_events)
+        app.agent(changes, name=f"{PROCESSOR}-identity-changes")(apply_changes)
 
-    async def record(self, event: faust.EventT[bytes]) -> None:
-        """Add one person event to its person's timeline."""
-        record = await self.dead_letters.decode(PROCESSOR, event)
-        if record is None:
-            return
-        person_id = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
-        envelope = record["envelope"]
-        EVENTS_IN.labels(PROCESSOR, envelope["agency"]).inc()
-        timeline: Timeline = dict(self.table[person_id])
-        entry = timeline_entry(record)
-        household = household_of(event)
-        household.pop(person_id, None)
-        moved_to = timeline.get("merged_into") or timeline.get("moved_records", {}).get(
-            entry["record_id"]
-        )
-        if moved_to:
-            # Identity merged this person, or split the record off it, after sending the
-            # event: it follows the others.
-            await self._move(moved_to, {"events": [entry], "household": household})
-            return
-        added = add_event(timeline, entry)
-        if added or household.items() - timeline.get("household", {}).items():
-            timeline["household"] = {**timeline.get("household", {}), **household}
-            # Reassigning the value is what writes the table's changelog.
-            self.table[person_id] = timeline
-        END_TO_END_SECONDS.labels(PROCESSOR).observe(
-            (datetime.now(UTC) - envelope["recorded_at"]).total_seconds()
-        )
-        log.info(
-            "timeline_updated" if added else "duplicate_event_dropped",
-            event_id=envelope["event_id"],
-            person_id=person_id,
-        )
+    async def record_frame(self, frame: Sequence[FramedEvent], source: str) -> None:
+        """Add a frame of person events to their persons' timelines."""
+        by_person: dict[str, list[Arrival]] = {}
+        recorded_at: dict[str, datetime] = {}
+        rejected: Rejected = []
+        for framed in frame:
+            try:
+                person_id, record, household = self._decode_event(framed)
+            except BadInput as exc:
+                rejected.append((framed.value, str(exc)))
+                continue
+            envelope = record["envelope"]
+            EVENTS_IN.labels(PROCESSOR, envelope["agency"]).inc()
+            recorded_at[envelope["event_id"]] = envelope["recorded_at"]
+            by_person.setdefault(person_id, []).append((timeline_entry(record), household))
+        # From the first write to the flush: no await.
+        outcomes = {person: self.store.record(person, each) for person, each in by_person.items()}
+        self._flush(self._moved_events)
+        now = datetime.now(UTC)
+        added = duplicates = moved = 0
+        last_added = None
+        for person_id, arrivals in by_person.items():
+            for (entry, _household), outcome in zip(arrivals, outcomes[person_id], strict=True):
+                event_id = entry["event_id"]
+                if outcome is Outcome.MOVED:
+                    moved += 1
+                    log.debug("event_moved", event_id=event_id, person_id=person_id)
+                    continue
+                END_TO_END_SECONDS.labels(PROCESSOR).observe(
+                    (now - recorded_at[event_id]).total_seconds()
+                )
+                if outcome is Outcome.ADDED:
+                    added, last_added = added + 1, event_id
+                    log.debug("event_added", event_id=event_id, person_id=person_id)
+                else:
+                    duplicates += 1
+                    log.debug("duplicate_event_dropped", event_id=event_id, person_id=person_id)
+        await self._send_on(self._moved_events, rejected, source)
+        if by_person:
+            # One line per frame; `event_id` is the frame's last added event, for tracing.
+            log.info(
+                "timeline_updated",
+                event_id=last_added,
+                added=added,
+                duplicates=duplicates,
+                moved=moved,
+                persons=len(by_person),
+            )
 
-    async def apply(self, change: dict[str, Any]) -> None:
-        """Apply an identity change keyed by this person: a link, a merge, moved contents."""
-        person_id = change["person_id"]
-        if change["change"] == "erase":
-            if person_id in self.table:
-                del self.table[person_id]  # a tombstone on the changelog: gone on recovery
-                log.info("timeline_erased", person_id=person_id)
-            return
-        timeline: Timeline = dict(self.table[person_id])
-        if "merged_into" in timeline and change["change"] != "merge":
-            await self._move(timeline["merged_into"], _contents_of(change))
-            return
-        if change["change"] == "merge":
-            if timeline.get("merged_into") == change["into"]:
-                return
-            self.table[person_id] = {"merged_into": change["into"]}
-            await self._move(change["into"], timeline)
-            log.info("timeline_merged", person_id=person_id, into=change["into"])
-            return
-        if change["change"] == "link":
-            # The newest decision on a record wins (a coordinator's over the resolver's).
-            link = change["link"]
-            known = timeline.get("links", {}).get(link["record_id"])
-            if known is not None and "agency" not in link:
-                # A relink by a merge someone asserted names the basis, not the agency.
-                link = {"agency": known.get("agency"), **link}
-            if known != link:
-                timeline["links"] = {**timeline.get("links", {}), link["record_id"]: link}
-                self.table[person_id] = timeline
-            return
-        if change["change"] == "split":
-            await self._split(person_id, timeline, change)
-            return
-        contents = _contents_of(change)
-        # Records coming (back) here are no longer elsewhere.
-        returned = timeline.get("moved_records", {}).keys() & contents.get("links", {}).keys()
-        if absorb(timeline, person_id, contents) or returned:
-            for record_id in returned:
-                del timeline["moved_records"][record_id]
-            self.table[person_id] = timeline
+    async def apply_frame(self, frame: Sequence[FramedEvent], source: str) -> None:
+        """Apply a frame of identity changes, in order."""
+        changes: list[dict[str, Any]] = []
+        rejected: Rejected = []
+        for framed in frame:
+            try:
+                change = orjson.loads(framed.value)
+            except orjson.JSONDecodeError:
+                rejected.append((framed.value, "undecodable: not JSON"))
+                continue
+            problem = change_problem(change)
+            if problem is not None:
+                rejected.append((framed.value, problem))
+                continue
+            changes.append(change)
+        # From the first write to the flush: no await.
+        applied = [self.store.apply(change) for change in changes]
+        self._flush(self._moved_contents)
+        for change, changed in zip(changes, applied, strict=True):
+            kind, person_id = change["change"], change["person_id"]
+            if kind in _NOTEWORTHY and changed:
+                # Rare, and each one someone's decision: worth a line of its own.
+                log.info(_NOTEWORTHY[kind], person_id=person_id, into=change.get("into"))
+            else:
+                log.debug("identity_change_applied", change=kind, person_id=person_id)
+        await self._send_on(self._moved_contents, rejected, source)
 
-    async def _split(self, person_id: str, timeline: Timeline, change: dict[str, Any]) -> None:
-        """Relink the records a coordinator split off, and move the moved group's events and
-        links to their new person; later events of those records follow them there."""
-        links = dict(timeline.get("links", {}))
-        for record_id in change["listed"]:
-            agency = links.get(record_id, {}).get("agency")
-            links[record_id] = {"record_id": record_id, "agency": agency, **change["link"]}
-        moved = set(change["records"])
-        events = timeline.get("events", [])
-        timeline["events"] = [entry for entry in events if entry.get("record_id") not in moved]
-        timeline["links"] = {key: link for key, link in links.items() if key not in moved}
-        timeline["moved_records"] = {
-            **timeline.get("moved_records", {}),
-            **dict.fromkeys(moved, change["into"]),
-        }
-        self.table[person_id] = timeline
-        contents = {
-            "events": [entry for entry in events if entry.get("record_id") in moved],
-            "links": {key: link for key, link in links.items() if key in moved},
-        }
-        await self._move(change["into"], contents)
-        log.info("timeline_split", person_id=person_id, into=change["into"])
+    def _decode_event(self, framed: FramedEvent) -> tuple[str, dict[str, Any], dict[str, str]]:
+        """The person id, Avro record and household of one framed person event."""
+        try:
+            person_id = (framed.key or b"").decode()
+        except UnicodeDecodeError:
+            person_id = ""
+        if not person_id:
+            raise BadInput("a person event needs its person id (UTF-8) as key", field="key")
+        try:
+            household = household_of(framed)
+        except ValueError as exc:
+            raise BadInput(str(exc), field="household") from None
+        try:
+            record = self.codec.decode(framed.value).record
+        except BadInput as exc:
+            raise BadInput(f"undecodable: {exc}") from None
+        return person_id, record, household
 
-    async def _move(self, survivor: str, contents: Timeline) -> None:
-        """Send timeline contents to the survivor's partition, where `apply` adds them."""
-        await self.changes.send(
-            key=survivor.encode(),
-            value={"person_id": survivor, "change": "absorb", "timeline": contents},
-        )
+    def _flush(self, outbox: FrameOutbox) -> None:
+        """Write the frame's changed heads and month buckets, each key once, and queue the
+        contents leaving for other persons."""
+        self._heads.flush()
+        self._months.flush()
+        for change in self.store.drain():
+            outbox.add(FramedEvent(change["person_id"].encode(), orjson.dumps(change), {}))
 
-
-def _contents_of(change: dict[str, Any]) -> Timeline:
-    """The timeline contents a link or absorb change carries."""
-    if change["change"] == "link":
-        return {"links": {change["link"]["record_id"]: change["link"]}}
-    contents: Timeline = change.get("timeline", {})
-    return contents
+    async def _send_on(self, outbox: FrameOutbox, rejected: Rejected, source: str) -> None:
+        """After the flush: absorb changes to the survivors' partitions, then dead letters."""
+        await outbox.send()
+        for raw, reason in rejected:
+            await self.dead_letters.send(PROCESSOR, raw, reason, source)

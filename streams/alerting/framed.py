@@ -1,0 +1,120 @@
+"""The alert processor's input, a frame (or message) at a time, with the stores written once.
+
+Pure (no Faust), so it is tested on dicts. The tracker's three stores are `BatchedTable`s:
+everything a frame asks of the tracker is done synchronously, then `flush` writes each changed
+key once, and only then does the caller `await` the sends (`Reaction`s). No await may come
+between the first write and the flush: Faust writes a table's changelog on the partition of
+the event being processed, and another agent running during an await would write under its
+own event's partition.
+
+An input that does not decode is logged and skipped: the timeline processor reads the same
+topics and dead-letters it, so a second copy would say nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from backbone.codec import AvroCodec
+from backbone.errors import BadInput
+from backbone.frames import FramedEvent, decode_frame
+from backbone.logging import get_logger
+from backbone.metrics import EVENTS_IN
+from streams.alerting.tracking import AlertTracker, Reaction, Update, compact_entry
+from streams.framing.batched_table import BatchedTable
+
+log = get_logger(__name__)
+PROCESSOR = "alerts"
+
+
+def household_of(event: FramedEvent) -> dict[str, str]:
+    """Household members (person id -> relationship) from the `household` header identity
+    attached; BadInput if it is not a JSON object of strings (the timeline rejects it too)."""
+    raw = event.headers.get("household")
+    if not raw:
+        return {}
+    try:
+        members = json.loads(raw)
+    except ValueError as exc:
+        raise BadInput(f"not JSON: {exc}", field="household") from None
+    if not isinstance(members, dict) or not all(isinstance(r, str) for r in members.values()):
+        raise BadInput("not a JSON object of person id -> relationship", field="household")
+    return members
+
+
+def person_of(event: FramedEvent) -> str:
+    """The person id a framed event is keyed by; BadInput if it has none."""
+    try:
+        person_id = (event.key or b"").decode()
+    except UnicodeDecodeError:
+        person_id = ""
+    if not person_id:
+        raise BadInput("a person event needs its person id (UTF-8) as key", field="key")
+    return person_id
+
+
+class AlertFrames:
+    """Hands frames of person events and identity changes, and alert updates, to the
+    tracker; the stores are flushed once per frame or message."""
+
+    def __init__(
+        self, tracker: AlertTracker, codec: AvroCodec, stores: Sequence[BatchedTable]
+    ) -> None:
+        self.tracker = tracker
+        self.codec = codec
+        self.stores = stores
+
+    def person_events(self, data: bytes, reactions: list[Reaction]) -> None:
+        """A person-events frame: each event evaluated, in order."""
+        with self._flushed():
+            for framed in self._frame(data, "person-events"):
+                try:
+                    person_id, household = person_of(framed), household_of(framed)
+                    record = self.codec.decode(framed.value).record
+                except BadInput as exc:
+                    log.warning("alert_input_undecodable", reason=str(exc))
+                    continue
+                EVENTS_IN.labels(PROCESSOR, record["envelope"]["agency"]).inc()
+                entry = compact_entry(record)
+                reactions.append(self.tracker.on_person_event(person_id, entry, household))
+
+    def identity_changes(self, data: bytes, reactions: list[Reaction]) -> None:
+        """An identity-changes frame: a merge moves the view to the survivor."""
+        with self._flushed():
+            for framed in self._frame(data, "identity-changes"):
+                try:
+                    change = json.loads(framed.value)
+                except ValueError as exc:
+                    log.warning("identity_change_undecodable", reason=str(exc))
+                    continue
+                if not isinstance(change, dict) or change.get("change") != "merge":
+                    continue
+                person_id, into = change.get("person_id"), change.get("into")
+                if not isinstance(person_id, str) or not isinstance(into, str):
+                    log.warning("identity_change_undecodable", reason="a merge without ids")
+                    continue
+                reactions.append(self.tracker.on_merge(person_id, into))
+
+    def update(self, person_id: str, update: Update, reactions: list[Reaction]) -> None:
+        """One alert-updates message for a person."""
+        with self._flushed():
+            reactions.append(self.tracker.on_update(person_id, update))
+
+    def _frame(self, data: bytes, topic: str) -> list[FramedEvent]:
+        try:
+            return decode_frame(self.codec, data)
+        except BadInput as exc:
+            log.warning("alert_frame_undecodable", topic=topic, reason=str(exc))
+            return []
+
+    @contextmanager
+    def _flushed(self) -> Iterator[None]:
+        """Flush the stores after the work, even one that failed half-way (what it wrote
+        belongs to this frame's partition, not to the next one's)."""
+        try:
+            yield
+        finally:
+            for store in self.stores:
+                store.flush()
