@@ -60,13 +60,15 @@ def _plot_lag(axes: Any, samples: list[Sample]) -> None:
     for group in groups:
         lags = [sample.lag_by_group.get(group, 0) for sample in samples]
         axes.plot(times, lags, linewidth=0.8, linestyle=":", label=group)
+    # Log scale: a backfill's unframed events dwarf the frames the workers have yet to read.
+    axes.set_yscale("symlog", linthresh=10)
     axes.set(
         title="Consumer lag: framer group (events) + workers' group (mostly frames)",
         xlabel="s",
         ylabel="messages",
     )
     if groups:
-        axes.legend(loc="upper right")
+        axes.legend(loc="lower right")
 
 
 def _mark_phases(axes: Any, figures: dict[str, Any]) -> None:

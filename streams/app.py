@@ -107,9 +107,7 @@ def _frame_agency_events(
     async def start_framer() -> None:
         framer.start()
 
-    def stop_framer(
-        sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
-    ) -> None:
+    def stop_framer(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         framer.stop()
 
     app.task(start_framer)

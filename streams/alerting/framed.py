@@ -21,7 +21,7 @@ from backbone.codec import AvroCodec
 from backbone.errors import BadInput
 from backbone.frames import FramedEvent, decode_frame
 from backbone.logging import get_logger
-from backbone.metrics import EVENTS_IN
+from backbone.metrics import EVENTS_IN, labelled
 from streams.alerting.tracking import AlertTracker, Reaction, Update, compact_entry
 from streams.framing.batched_table import BatchedTable
 
@@ -76,7 +76,7 @@ class AlertFrames:
                 except BadInput as exc:
                     log.warning("alert_input_undecodable", reason=str(exc))
                     continue
-                EVENTS_IN.labels(PROCESSOR, record["envelope"]["agency"]).inc()
+                labelled(EVENTS_IN, PROCESSOR, record["envelope"]["agency"]).inc()
                 entry = compact_entry(record)
                 reactions.append(self.tracker.on_person_event(person_id, entry, household))
 

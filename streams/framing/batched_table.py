@@ -5,43 +5,65 @@ here), so a frame that touches a key many times must write it once: reads see th
 writes first, and `flush` writes each changed key (or deletes it) once. Kafka Streams' record
 cache does the same coalescing. `flush` must run while the frame is the current event: Faust
 writes a table's changelog on the partition of the event being processed.
+
+Reads are cached too (absent keys included): a Faust table read is a RocksDB lookup and a JSON
+decode, tens of microseconds, and the resolver reads the same records and parents again and
+again. The cache is right only while this view is the table's one writer in the process and
+the partitions stay put, so the worker calls `forget` whenever partitions are assigned (a
+recovery writes the store behind its back). It is bounded, and emptied when full.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import Any, ClassVar
 
 _DELETED = object()
+CACHED_KEYS = 20_000
 
 
 class BatchedTable(MutableMapping[str, Any]):
-    """A dict-like view of `table` whose writes wait for `flush`."""
+    """A dict-like view of `table` whose writes wait for `flush`, with its reads cached."""
 
-    def __init__(self, table: MutableMapping[str, Any]) -> None:
+    # Every view, by identity (a mapping is unhashable), for `forget_all`.
+    _views: ClassVar[weakref.WeakValueDictionary[int, BatchedTable]] = weakref.WeakValueDictionary()
+
+    def __init__(self, table: MutableMapping[str, Any], cached_keys: int = CACHED_KEYS) -> None:
+        BatchedTable._views[id(self)] = self
         self.table = table
         self._pending: dict[str, Any] = {}
+        self._cache: dict[str, Any] = {}  # key -> value as stored, or _DELETED if absent
+        self._cached_keys = cached_keys
+
+    def _stored(self, key: str) -> Any:
+        value = self._pending.get(key, self)
+        if value is not self:
+            return value
+        value = self._cache.get(key, self)
+        if value is self:
+            # Faust tables answer `get` with one store read; `in` then `[]` would be two.
+            value = self.table.get(key, _DELETED)
+            self._remember(key, value)
+        return value
+
+    def _remember(self, key: str, value: Any) -> None:
+        if len(self._cache) >= self._cached_keys:
+            self._cache.clear()
+        self._cache[key] = value
 
     def __getitem__(self, key: str) -> Any:
-        value = self._pending.get(key, self)
-        if value is self:
-            return self.table[key]
+        value = self._stored(key)
         if value is _DELETED:
             raise KeyError(key)
         return value
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = self._pending.get(key, self)
-        if value is self:
-            # Faust tables answer `get` with one store read; `in` then `[]` would be two.
-            return self.table.get(key, default)
+        value = self._stored(key)
         return default if value is _DELETED else value
 
     def __contains__(self, key: object) -> bool:
-        value = self._pending.get(key, self)  # type: ignore[call-overload]
-        if value is self:
-            return key in self.table
-        return value is not _DELETED
+        return isinstance(key, str) and self._stored(key) is not _DELETED
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._pending[key] = value
@@ -68,10 +90,21 @@ class BatchedTable(MutableMapping[str, Any]):
         """Write every changed key to the table once; returns how many were written."""
         for key, value in self._pending.items():
             if value is _DELETED:
-                if key in self.table:
+                if self._cache.get(key, self) is not _DELETED and key in self.table:
                     del self.table[key]  # a tombstone on the changelog
             else:
                 self.table[key] = value
+            self._remember(key, value)
         written = len(self._pending)
         self._pending.clear()
         return written
+
+    def forget(self) -> None:
+        """Drop the read cache: the store may have changed behind this view (a recovery)."""
+        self._cache.clear()
+
+    @classmethod
+    def forget_all(cls) -> None:
+        """Drop every view's read cache (on every partition assignment)."""
+        for view in list(cls._views.values()):
+            view.forget()

@@ -31,7 +31,7 @@ from backbone.contracts import IDENTITY_COMMAND_HEADER
 from backbone.errors import BadInput
 from backbone.frames import FramedEvent
 from backbone.logging import get_logger
-from backbone.metrics import EVENTS_IN, EVENTS_OUT
+from backbone.metrics import EVENTS_IN, EVENTS_OUT, labelled
 from backbone.topics import Topics
 from streams.framing.batched_table import BatchedTable
 from streams.framing.outbox import FrameOutbox
@@ -166,8 +166,10 @@ class Identity:
         self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
     ) -> None:
         """Another worker may have resolved records while this one did not hold the resolver's
-        partition: rebuild the blocking index before the next event."""
+        partition: rebuild the blocking index before the next event. Every table view's read
+        cache goes too: the tables are being recovered."""
         self.index_current = False
+        BatchedTable.forget_all()
 
     async def route(self, frame: list[FramedEvent], source: str) -> None:
         """Send each event of a frame to `person-events` if its records are known and
@@ -177,13 +179,13 @@ class Identity:
             if record is None:
                 continue
             agency = record["envelope"]["agency"]
-            EVENTS_IN.labels(PROCESSOR, agency).inc()
+            labelled(EVENTS_IN, PROCESSOR, agency).inc()
             known = known_person(record, self.links)
             if known is None:
                 self.to_resolver.add(framed)
             else:
                 self.person_events.add(person_event(framed, known.person_id, known.household))
-                EVENTS_OUT.labels(PROCESSOR, agency, self.person_events_topic).inc()
+                labelled(EVENTS_OUT, PROCESSOR, agency, self.person_events_topic).inc()
         await self.to_resolver.send()
         await self.person_events.send()
 
@@ -251,7 +253,7 @@ class Identity:
             for record_id, relationship in relationships.items()
         }
         self.person_events.add(person_event(framed, person, household))
-        EVENTS_OUT.labels(PROCESSOR, agency, self.person_events_topic).inc()
+        labelled(EVENTS_OUT, PROCESSOR, agency, self.person_events_topic).inc()
 
     def _join_hospital_records(self, record_id: str, prior_record_id: str) -> None:
         """HL7 A40: the hospital merged a prior hospital number into this one: one person."""

@@ -20,7 +20,7 @@ from backbone.codec import AvroCodec
 from backbone.errors import BadInput
 from backbone.frames import FramedEvent
 from backbone.logging import get_logger
-from backbone.metrics import END_TO_END_SECONDS, EVENTS_IN
+from backbone.metrics import END_TO_END_SECONDS, EVENTS_IN, labelled
 from backbone.topics import Topics
 from streams.framing.batched_table import BatchedTable
 from streams.framing.outbox import FrameOutbox
@@ -116,7 +116,7 @@ class Timelines:
                 rejected.append((framed.value, str(exc)))
                 continue
             envelope = record["envelope"]
-            EVENTS_IN.labels(PROCESSOR, envelope["agency"]).inc()
+            labelled(EVENTS_IN, PROCESSOR, envelope["agency"]).inc()
             recorded_at[envelope["event_id"]] = envelope["recorded_at"]
             by_person.setdefault(person_id, []).append((timeline_entry(record), household))
         # From the first write to the flush: no await.
