@@ -37,6 +37,7 @@ from streams.timeline.store import (
     change_problem,
     month_key,
 )
+from streams.topology import declare_channels, declare_tables
 
 START = datetime(2025, 11, 20, 9, 0, tzinfo=UTC)
 AGENCIES = {"health": "attendance", "housing": "notice_served", "social_care": "case_opened"}
@@ -423,7 +424,10 @@ def shell() -> tuple[Timelines, Sent]:
     app = faust.App("timeline-store-test", store="memory://", autodiscover=False)
     sent = Sent()
     dead_letters = cast(DeadLetters, type("Dead", (), {"send": staticmethod(sent.dead_letter)})())
-    timelines = Timelines(app, Topics("test"), CODEC, dead_letters, 4)
+    topics = Topics("test")
+    timelines = Timelines(
+        declare_channels(app, topics, 4), declare_tables(app), CODEC, dead_letters, 4
+    )
     # Faust tables write only inside a running agent: dicts behind the same batching.
     timelines._heads = BatchedTable({})
     timelines._months = BatchedTable({})

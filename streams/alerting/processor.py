@@ -17,10 +17,10 @@ table (it has no event whose partition a changelog write would go to).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -29,85 +29,64 @@ from backbone.contracts import ALERT_SCHEMA
 from backbone.errors import BadInput
 from backbone.logging import get_logger
 from backbone.metrics import ALERTS_RAISED
-from backbone.topics import Topics
 from streams.alerting.evaluation import RuleEngine
-from streams.alerting.framed import PROCESSOR, AlertFrames
+from streams.alerting.framed import AlertFrames
 from streams.alerting.rules import RuleSet
 from streams.alerting.tracking import AlertTracker, Reaction
 from streams.framing.batched_table import BatchedTable
+from streams.topology import Channels, Tables
 
 log = get_logger(__name__)
 Work = Callable[[list[Reaction]], None]
 
 
 class AlertProcessor:
-    """Wires `AlertTracker` to Faust tables, topics and a timer."""
+    """`AlertTracker` over Faust tables: the handlers of the alert agents and timer."""
 
     def __init__(
         self,
-        app: faust.App,
-        topics: Topics,
+        channels: Channels,
+        tables: Tables,
         codec: AvroCodec,
         rules: RuleSet,
         *,
         lateness: timedelta,
-        timer_interval_s: float,
-        alerts_partitions: int,
     ) -> None:
         self.codec = codec
-        views, deadlines, priors = tables = [
-            BatchedTable(app.Table(name, default=None))
-            for name in ("alert-views", "alert-deadlines", "alert-priors")
+        views, deadlines, priors = batched = [
+            BatchedTable(table)
+            for table in (tables.alert_views, tables.alert_deadlines, tables.alert_priors)
         ]
         self.tracker = AlertTracker(
             RuleEngine(rules), views=views, deadlines=deadlines, priors=priors, lateness=lateness
         )
-        self.frames = AlertFrames(self.tracker, codec, tables)
-        # alert id -> person id, co-partitioned with the alerts topic (however many it has).
-        self.owners = app.Table("alert-owners", default=None, partitions=alerts_partitions)
-        self.updates = app.topic(
-            topics.alert_updates, key_serializer="raw", value_serializer="json"
-        )
-        self.alerts = app.topic(
-            topics.alerts,
-            partitions=alerts_partitions,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
-        person_events = app.topic(
-            topics.person_events, key_serializer="raw", value_serializer="raw"
-        )
-        changes = app.topic(topics.identity_changes, key_serializer="raw", value_serializer="raw")
+        self.frames = AlertFrames(self.tracker, codec, batched)
+        # alert id -> person id, co-partitioned with the alerts topic.
+        self.owners = tables.alert_owners
+        self.updates = channels.alert_updates
+        self.alerts = channels.alerts
 
-        async def evaluate(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                await self.carry_out(partial(self.frames.person_events, event.value))
-                yield None
+    async def on_person_events(self, event: faust.EventT[bytes]) -> None:
+        """The `alerts` agent: a frame of person events."""
+        await self.carry_out(partial(self.frames.person_events, event.value))
 
-        async def apply_updates(stream: faust.StreamT[dict[str, Any]]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                await self.carry_out(partial(self.frames.update, _key(event), event.value))
-                yield None
+    async def on_update(self, event: faust.EventT[Any]) -> None:
+        """The `alerts-updates` agent: one update of a person's view (JSON)."""
+        update = cast(dict[str, Any], event.value)
+        await self.carry_out(partial(self.frames.update, _key(event), update))
 
-        async def apply_merges(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                await self.carry_out(partial(self.frames.identity_changes, event.value))
-                yield None
+    async def on_identity_changes(self, event: faust.EventT[bytes]) -> None:
+        """The `alerts-identity-changes` agent: a frame of identity changes (merges)."""
+        await self.carry_out(partial(self.frames.identity_changes, event.value))
 
-        async def follow_lifecycle(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                await self.on_alert_event(event.value)
-                yield None
+    async def on_alert_step(self, event: faust.EventT[bytes]) -> None:
+        """The `alerts-owners` agent: one step of an alert's life."""
+        await self.on_alert_event(event.value)
 
-        async def tick() -> None:
-            for person_id in self.tracker.advance_clock():
-                await self.updates.send(key=person_id.encode(), value={"kind": "check"})
-
-        app.agent(person_events, name=PROCESSOR)(evaluate)
-        app.agent(self.updates, name=f"{PROCESSOR}-updates")(apply_updates)
-        app.agent(changes, name=f"{PROCESSOR}-identity-changes")(apply_merges)
-        app.agent(self.alerts, name=f"{PROCESSOR}-owners")(follow_lifecycle)
-        app.timer(timer_interval_s, name=f"{PROCESSOR}-clock")(tick)
+    async def tick(self) -> None:
+        """The timer: move event time with the wall clock; have due absences checked."""
+        for person_id in self.tracker.advance_clock():
+            await self.updates.send(key=person_id.encode(), value={"kind": "check"})
 
     async def carry_out(self, work: Work) -> None:
         """Run a frame's (or message's) work, which writes and flushes the tables without an

@@ -45,10 +45,12 @@ class FrameOutbox:
 
     async def send(self) -> int:
         """Send every queued event in frames, one partition's in order; returns the count."""
+        # Taken before the first await: events another agent adds meanwhile wait for its
+        # own send, instead of being cleared unsent by this one.
+        pending, self._pending = self._pending, defaultdict(list)
         sent = 0
-        for partition, events in sorted(self._pending.items()):
+        for partition, events in sorted(pending.items()):
             for frame in frames_of(events, MAX_EVENTS_PER_FRAME, MAX_FRAME_BYTES):
                 await self.topic.send(value=encode_frame(self.codec, frame), partition=partition)
                 sent += len(frame)
-        self._pending.clear()
         return sent
