@@ -72,7 +72,12 @@ def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.
     timelines = Timelines(channels, tables, codec, dead_letters, settings.partitions)
     lifecycle = AlertLifecycle(app, channels, tables, codec, dead_letters, settings, os.environ)
     alerting = AlertProcessor(
-        channels, tables, codec, rules, lateness=timedelta(seconds=settings.alert_lateness_s)
+        channels,
+        tables,
+        codec,
+        rules,
+        lateness=timedelta(seconds=settings.alert_lateness_s),
+        partitions=settings.partitions,
     )
     declare_framer(
         app,

@@ -28,14 +28,14 @@ Table = TableT[str, Any]
 
 @dataclass(frozen=True)
 class Channels:
-    """The topics the worker reads or writes (all raw bytes but `alert_updates`)."""
+    """The topics the worker reads or writes (all raw bytes)."""
 
     record_frames: faust.TopicT  # agency events framed by record, agency partitions
-    identity_input: faust.TopicT  # new and changed records' frames, commands; 1 partition
+    identity_input: faust.TopicT  # new and changed records' frames, IdentityCommands; 1 partition
     person_events: faust.TopicT  # frames of agency events by person
-    identity_decisions: faust.TopicT  # frames of each record's person and fingerprint
-    identity_changes: faust.TopicT  # frames of links, merges, splits, erasures by person
-    alert_updates: faust.TopicT  # JSON updates of a person's alert view, by person
+    identity_decisions: faust.TopicT  # frames of IdentityDecisions: record -> person, fingerprint
+    identity_changes: faust.TopicT  # frames of IdentityChanges by person: links, merges, splits...
+    alert_updates: faust.TopicT  # frames of AlertViewUpdates of persons' alert views, by person
     alerts: faust.TopicT  # AlertEvent per step of an alert; 1 partition
     audit: faust.TopicT  # AuditRecord per coordinator request
     dead_letter: faust.TopicT  # what a processor could not read, with the reason
@@ -54,9 +54,7 @@ def declare_channels(app: faust.App, topics: Topics, partitions: int) -> Channel
         person_events=raw(topics.person_events),
         identity_decisions=raw(topics.identity_decisions),
         identity_changes=raw(topics.identity_changes),
-        alert_updates=app.topic(
-            topics.alert_updates, key_serializer="raw", value_serializer="json"
-        ),
+        alert_updates=raw(topics.alert_updates),
         alerts=raw(topics.alerts),
         audit=raw(topics.audit),
         dead_letter=raw(topics.dead_letter),

@@ -19,7 +19,6 @@ person here; coordinators' merges, splits and erasures are `commands`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import faust
@@ -27,9 +26,10 @@ import orjson
 from mode import BaseSignalT
 
 from backbone.codec import AvroCodec
-from backbone.contracts import IDENTITY_COMMAND_HEADER
+from backbone.contracts import REVIEW_DECISION
 from backbone.errors import BadInput
 from backbone.frames import FramedEvent
+from backbone.identity_commands import decode_command, encode_command, is_command
 from backbone.logging import get_logger
 from backbone.metrics import EVENTS_IN, EVENTS_OUT
 from streams.framing.batched_table import BatchedTable
@@ -37,13 +37,12 @@ from streams.framing.outbox import FrameOutbox
 from streams.identity.commands import IdentityCommands
 from streams.identity.known_records import fingerprint, fingerprint_of_details, known_person
 from streams.identity.linkage import Decision, Outcome, Resolver, ResolverState, person_id
+from streams.identity.messages import decode_decision, encode_change, encode_decision
 from streams.operations.dead_letters import DeadLetters
 from streams.topology import Channels, Tables
 
 log = get_logger(__name__)
 PROCESSOR = "identity"
-# Header of a coordinator's review decision on identity-input (the resolver's one writer).
-REVIEW_DECISION = "review_decision"
 # Field levels that say nothing for a pair, or against it: not "agreeing" in a link's story.
 _NOT_AGREEING = frozenset(("different", "missing"))
 
@@ -136,9 +135,17 @@ class Identity:
     async def on_decisions(self, event: faust.EventT[bytes]) -> None:
         """The links' agent: a frame of decisions from `identity-decisions`."""
         frame = await self.dead_letters.decode_frame(f"{PROCESSOR}-links", event)
+        rejected: list[tuple[bytes, str]] = []
         for framed in frame or []:
-            self.keep_link(orjson.loads(framed.value))
+            try:
+                decision = decode_decision(self.codec, framed.value)
+            except BadInput as exc:
+                rejected.append((framed.value, f"undecodable: {exc}"))
+                continue
+            self.keep_link(decision)
         self.links.flush()
+        for raw, reason in rejected:
+            await self.dead_letters.send(f"{PROCESSOR}-links", raw, reason, event.message.topic)
 
     def index_outdated(
         self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
@@ -166,18 +173,24 @@ class Identity:
         await self.person_events.send()
 
     async def on_resolver_input(self, event: faust.EventT[bytes]) -> None:
-        """A frame of events to resolve, or a coordinator's or erasure command."""
+        """A frame of events to resolve, or a command (an IdentityCommand, told from a frame
+        by its writer schema): a coordinator's review decision, merge or split, an erasure."""
         if not self.index_current:
             # Streams run after the tables' recovery: linkage-records is complete.
             await self.state.rebuild_index()
             self.index_current = True
-        headers = event.headers or {}
         outcome = None
-        if REVIEW_DECISION in headers:
-            self.decide_review(json.loads(headers[REVIEW_DECISION]))
-        elif IDENTITY_COMMAND_HEADER in headers:
-            command = json.loads(headers[IDENTITY_COMMAND_HEADER])
-            outcome = self.commands.apply(command)
+        if is_command(self.codec, event.value):
+            try:
+                command = decode_command(self.codec, event.value)
+            except BadInput as exc:
+                reason = f"undecodable: {exc}"
+                await self.dead_letters.send(PROCESSOR, event.value, reason, event.message.topic)
+                return
+            if command["command"] == REVIEW_DECISION:
+                self.decide_review(command)
+            else:
+                outcome = self.commands.apply(command)
         else:
             frame = await self.dead_letters.decode_frame(PROCESSOR, event)
             for framed in frame or []:
@@ -284,11 +297,15 @@ class Identity:
         self, review_id: str, decision: str, reason: str, coordinator: str
     ) -> None:
         """Queue a coordinator's decision on a possible match for the resolver's agent."""
-        command = {"review_id": review_id, "decision": decision, "reason": reason}
+        command = {
+            "command": REVIEW_DECISION,
+            "review_id": review_id,
+            "decision": decision,
+            "reason": reason,
+            "coordinator": coordinator,
+        }
         await self.identity_input.send(
-            key=review_id.encode(),
-            value=b"",
-            headers={REVIEW_DECISION: json.dumps({**command, "coordinator": coordinator}).encode()},
+            key=review_id.encode(), value=encode_command(self.codec, command)
         )
 
     def decide_review(self, command: dict[str, Any]) -> None:
@@ -346,11 +363,11 @@ class Identity:
             stored = self.state.records.get(record_id)
             details = fingerprint_of_details(stored["versions"][-1]) if stored else None
         value = {"record_id": record_id, "person_id": person, "fingerprint": details, **extra}
-        self.decisions.add(FramedEvent(record_id.encode(), orjson.dumps(value), {}))
+        self.decisions.add(FramedEvent(record_id.encode(), encode_decision(self.codec, value), {}))
 
     def send_change(self, person: str, change: dict[str, Any]) -> None:
         """Queue a change of a person for `identity-changes`."""
-        value = orjson.dumps({"person_id": person, **change})
+        value = encode_change(self.codec, {"person_id": person, **change})
         self.changes.add(FramedEvent(person.encode(), value, {}))
 
     def keep_link(self, decision: dict[str, Any]) -> None:

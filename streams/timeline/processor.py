@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-import orjson
 
 from backbone.codec import AvroCodec
 from backbone.errors import BadInput
@@ -23,6 +22,7 @@ from backbone.logging import get_logger
 from backbone.metrics import END_TO_END_SECONDS, EVENTS_IN
 from streams.framing.batched_table import BatchedTable
 from streams.framing.outbox import FrameOutbox
+from streams.identity.messages import decode_change, encode_change
 from streams.operations.dead_letters import DeadLetters
 from streams.timeline.entries import (
     household_of,
@@ -128,9 +128,9 @@ class Timelines:
         rejected: Rejected = []
         for framed in frame:
             try:
-                change = orjson.loads(framed.value)
-            except orjson.JSONDecodeError:
-                rejected.append((framed.value, "undecodable: not JSON"))
+                change = decode_change(self.codec, framed.value)
+            except BadInput as exc:
+                rejected.append((framed.value, f"undecodable: {exc}"))
                 continue
             problem = change_problem(change)
             if problem is not None:
@@ -173,7 +173,8 @@ class Timelines:
         self._heads.flush()
         self._months.flush()
         for change in self.store.drain():
-            outbox.add(FramedEvent(change["person_id"].encode(), orjson.dumps(change), {}))
+            value = encode_change(self.codec, change)
+            outbox.add(FramedEvent(change["person_id"].encode(), value, {}))
 
     async def _send_on(self, outbox: FrameOutbox, rejected: Rejected, source: str) -> None:
         """After the flush: absorb changes to the survivors' partitions, then dead letters."""
