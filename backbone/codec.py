@@ -144,3 +144,18 @@ class AvroCodec:
         if not isinstance(record, dict):
             raise BadInput(f"{writer.name} is not a record schema")
         return Decoded(writer.name, record)
+
+    def decode_as(self, schema_name: str, data: bytes) -> dict[str, Any]:
+        """Decode a message that must have been written with (a version of) `schema_name`."""
+        decoded = self.decode(data)
+        if decoded.schema_name != schema_name:
+            raise BadInput(f"expected a {schema_name}, got a {decoded.schema_name}")
+        return decoded.record
+
+    def writer_name(self, data: bytes) -> str | None:
+        """The name of the schema `data` was written with, read from its header alone (no
+        decoding); None if it is not single-object encoded with a known schema."""
+        if len(data) < HEADER_SIZE or data[:2] != MAGIC:
+            return None
+        writer = self.store.writer(data[2:HEADER_SIZE])
+        return None if writer is None else writer.name

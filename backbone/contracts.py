@@ -44,13 +44,28 @@ ALERT_SCHEMA = "backbone.alerts.AlertEvent"
 # Many events of one partition in one message, on the internal topics (backbone/frames.py).
 FRAME_SCHEMA = "backbone.frames.EventFrame"
 
-# Header of an identity command on identity-input (the resolver applies merges, splits and
-# erasures in order with the records it resolves); `ERASE` is the erasure's command.
-IDENTITY_COMMAND_HEADER = "identity_command"
+# The typed messages between stream stages (each a frame's event, but commands).
+IDENTITY_DECISION_SCHEMA = "backbone.identity.IdentityDecision"  # identity-decisions
+IDENTITY_CHANGE_SCHEMA = "backbone.identity.IdentityChange"  # identity-changes
+ALERT_VIEW_UPDATE_SCHEMA = "backbone.alerts.AlertViewUpdate"  # alert-updates
+# A command on identity-input, unframed: the resolver applies review decisions, merges, splits
+# and erasures in order with the records it resolves, and tells a command from a frame by the
+# writer schema (backbone/identity_commands.py). `ERASE` is the erasure's command.
+IDENTITY_COMMAND_SCHEMA = "backbone.identity.IdentityCommand"
+REVIEW_DECISION = "review_decision"
 ERASE = "erase"
 
 # The schemas written to topics; each has released versions it must stay compatible with.
-TOPIC_SCHEMAS: tuple[str, ...] = (*EVENT_SCHEMAS.values(), AUDIT_SCHEMA, ALERT_SCHEMA, FRAME_SCHEMA)
+TOPIC_SCHEMAS: tuple[str, ...] = (
+    *EVENT_SCHEMAS.values(),
+    AUDIT_SCHEMA,
+    ALERT_SCHEMA,
+    FRAME_SCHEMA,
+    IDENTITY_DECISION_SCHEMA,
+    IDENTITY_CHANGE_SCHEMA,
+    IDENTITY_COMMAND_SCHEMA,
+    ALERT_VIEW_UPDATE_SCHEMA,
+)
 
 EVENT_TYPES: dict[Agency, frozenset[str]] = {
     Agency.HEALTH: frozenset(

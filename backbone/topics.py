@@ -70,7 +70,7 @@ class Topics:
             TopicSpec(
                 self.identity_input,
                 "record id",
-                "EventFrame (agency events); commands",
+                "EventFrame (agency events); IdentityCommand",
                 1,
                 {"retention.ms": FOREVER},
             ),
@@ -97,8 +97,8 @@ class Topics:
             ),
             TopicSpec(
                 self.alert_updates,
-                "person id",
-                "JSON alert view update",
+                "none",
+                "EventFrame (alert view updates)",
                 None,
                 {"retention.ms": FOREVER},
             ),
@@ -168,8 +168,9 @@ class Topics:
 
     @property
     def alert_updates(self) -> str:
-        """The alert processor's own updates for a person's partition, keyed by person id:
-        household members' entries, merged persons' views, deadline checks, closed alerts."""
+        """The alert processor's own updates for persons' partitions, in frames (each update
+        keyed by person id): household members' entries, merged persons' views, deadline
+        checks, closed alerts (backbone.alerts.AlertViewUpdate)."""
         return f"{self.prefix}.alert-updates"
 
     @property

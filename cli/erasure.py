@@ -1,16 +1,16 @@
 """Right to erasure: `backbone erase` asks the identity resolver to forget one person.
 
-The request is a command on `identity-input`, the one-partition topic whose one reader (the
-identity resolver, streams/identity/commands.py) owns who is who: it erases the person the
-agency record belongs to and confirms on `identity-decisions`, keyed by the record id, with the
-command id. The command waits for that confirmation and writes the erasure to the audit topic
-(an `AuditRecord` with action `erase`) whatever the outcome.
+The request is a command (a `backbone.identity.IdentityCommand`) on `identity-input`, the
+one-partition topic whose one reader (the identity resolver, streams/identity/commands.py) owns
+who is who: it erases the person the agency record belongs to and confirms on
+`identity-decisions`, keyed by the record id, with the command id. The command waits for that
+confirmation and writes the erasure to the audit topic (an `AuditRecord` with action `erase`)
+whatever the outcome.
 """
 
 from __future__ import annotations
 
 import getpass
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,12 +20,14 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from backbone.codec import AvroCodec, SchemaStore
-from backbone.contracts import AUDIT_SCHEMA, ERASE, IDENTITY_COMMAND_HEADER, Agency
+from backbone.contracts import AUDIT_SCHEMA, ERASE, Agency
 from backbone.errors import BadInput, TransientError
 from backbone.frames import decode_frame
+from backbone.identity_commands import encode_command
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import BackboneSettings
 from backbone.topics import Topics
+from streams.identity.messages import decode_decision
 
 
 @dataclass(frozen=True)
@@ -83,21 +85,14 @@ def _request(
             "reason": reason,
             "coordinator": operator,
         }
-        _send(
-            settings,
-            topics.identity_input,
-            record_id.encode(),
-            b"",
-            [(IDENTITY_COMMAND_HEADER, json.dumps(command).encode())],
-        )
+        _send(settings, topics.identity_input, record_id.encode(), encode_command(codec, command))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             message = confirmations.poll(0.5)
             value = None if message is None or message.error() else message.value()
             if not value:
                 continue
-            for framed in decode_frame(codec, value):
-                decision: dict[str, Any] = json.loads(framed.value)
+            for decision in _decisions(codec, value):
                 if decision.get("command_id") == command_id:
                     erased = decision.get("erased_person_id")
                     return Erasure(record_id, erased, decision["records"])
@@ -107,6 +102,14 @@ def _request(
         f"the identity resolver did not confirm the erasure within {timeout_s:.0f} s; "
         "the request is queued and will be applied when a worker runs"
     )
+
+
+def _decisions(codec: AvroCodec, value: bytes) -> list[dict[str, Any]]:
+    """The decisions of a frame on identity-decisions; what does not decode is not ours."""
+    try:
+        return [decode_decision(codec, framed.value) for framed in decode_frame(codec, value)]
+    except BadInput:
+        return []
 
 
 def _listen_from_now(settings: BackboneSettings, topic: str) -> Consumer:
@@ -127,15 +130,9 @@ def _listen_from_now(settings: BackboneSettings, topic: str) -> Consumer:
     return consumer
 
 
-def _send(
-    settings: BackboneSettings,
-    topic: str,
-    key: bytes,
-    value: bytes,
-    headers: list[tuple[str, str | bytes | None]] | None = None,
-) -> None:
+def _send(settings: BackboneSettings, topic: str, key: bytes, value: bytes) -> None:
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True})
-    producer.produce(topic, key=key, value=value, headers=headers)
+    producer.produce(topic, key=key, value=value)
     if producer.flush(30.0) != 0:
         raise TransientError(f"Kafka did not acknowledge the write to {topic}")
 

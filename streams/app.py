@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from typing import Any
 
 import faust
-from mode import BaseSignalT
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.pseudonyms import Pseudonymiser
@@ -20,7 +18,6 @@ from streams.api.audit import AuditTrail
 from streams.api.coordinator import CoordinatorApi
 from streams.api.coordinator_page import serve_coordinator_page
 from streams.api.identity_pages import IdentityPages
-from streams.framing.framer import Framer
 from streams.identity.processor import Identity
 from streams.operations.dead_letters import DeadLetters
 from streams.operations.faust_sensors import bridge_faust_sensors
@@ -28,6 +25,13 @@ from streams.operations.lag import watch_consumer_lag
 from streams.operations.table_memory import watch_table_memory
 from streams.settings import WorkerSettings
 from streams.timeline.processor import Timelines
+from streams.topology import (
+    Handlers,
+    declare_agents,
+    declare_channels,
+    declare_framer,
+    declare_tables,
+)
 
 
 def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.App:
@@ -60,25 +64,54 @@ def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.
     watch_consumer_lag(app, settings.kafka_bootstrap, f"{settings.topic_prefix}-")
     codec = AvroCodec(SchemaStore(settings.schemas_dir))
     topics = Topics(settings.topic_prefix)
-    dead_letters = DeadLetters(app, codec, topics)
-    identity = Identity(app, topics, codec, dead_letters, settings.partitions)
-    _frame_agency_events(app, settings, topics, codec)
-    timelines = Timelines(app, topics, codec, dead_letters, settings.partitions)
-    lifecycle = AlertLifecycle(app, codec, topics, dead_letters, settings, os.environ)
-    AlertProcessor(
-        app,
-        topics,
+    channels = declare_channels(app, topics, settings.partitions)
+    tables = declare_tables(app)
+    dead_letters = DeadLetters(channels.dead_letter, codec)
+    identity = Identity(channels, tables, codec, dead_letters, settings.partitions)
+    app.on_partitions_assigned.connect(identity.index_outdated)
+    timelines = Timelines(channels, tables, codec, dead_letters, settings.partitions)
+    lifecycle = AlertLifecycle(app, channels, tables, codec, dead_letters, settings, os.environ)
+    alerting = AlertProcessor(
+        channels,
+        tables,
         codec,
         rules,
         lateness=timedelta(seconds=settings.alert_lateness_s),
-        timer_interval_s=settings.alert_timer_interval_s,
-        alerts_partitions=topics.layout(topics.alerts, settings.partitions)[0],
+        partitions=settings.partitions,
+    )
+    declare_framer(
+        app,
+        settings.kafka_bootstrap,
+        f"{settings.topic_prefix}-framer",
+        topics,
+        codec,
+        settings.worker_frame_max_events,
+    )
+    declare_agents(
+        app,
+        channels,
+        Handlers(
+            route_records=identity.on_record_frame,
+            resolve=identity.on_resolver_input,
+            keep_links=identity.on_decisions,
+            record_timeline=timelines.on_person_events,
+            change_timeline=timelines.on_identity_changes,
+            evaluate_alerts=alerting.on_person_events,
+            update_alert_view=alerting.on_update,
+            merge_alert_views=alerting.on_identity_changes,
+            follow_alert_owners=alerting.on_alert_step,
+            apply_alert_step=lifecycle.apply,
+            move_alert_clock=alerting.tick,
+            escalate_alerts=lifecycle.escalate_overdue,
+        ),
+        alert_clock_s=settings.alert_timer_interval_s,
+        escalation_check_s=settings.alert_escalation_check_s,
     )
     api = CoordinatorApi(
         app,
         token_secret=settings.token_secret.get_secret_value().encode(),
         pseudonyms=Pseudonymiser(settings.pseudonym_key.get_secret_value().encode()),
-        audit=AuditTrail(app, codec, topics),
+        audit=AuditTrail(channels.audit, codec),
         identity=identity,
         timelines=timelines,
     )
@@ -88,30 +121,6 @@ def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.
     _bound_table_memory(app, settings)
     watch_table_memory(app)
     return app
-
-
-def _frame_agency_events(
-    app: faust.App, settings: WorkerSettings, topics: Topics, codec: AvroCodec
-) -> None:
-    """Run the first hop, agency topics -> `record-frames`, beside the agents: on
-    confluent-kafka in a thread of its own, its partitions shared by the workers' group."""
-    framer = Framer(
-        settings.kafka_bootstrap,
-        f"{settings.topic_prefix}-framer",
-        topics.all_agency_events(),
-        topics.record_frames,
-        codec,
-        max_events_per_frame=settings.worker_frame_max_events,
-    )
-
-    async def start_framer() -> None:
-        framer.start()
-
-    def stop_framer(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
-        framer.stop()
-
-    app.task(start_framer)
-    app.on_before_shutdown.connect(stop_framer)
 
 
 def _bound_table_memory(app: faust.App, settings: WorkerSettings) -> None:

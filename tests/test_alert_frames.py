@@ -39,6 +39,7 @@ from streams.alerting.replay import InMemoryAlerting
 from streams.alerting.rules import SHIPPED_RULES, RuleSet
 from streams.alerting.tracking import AlertTracker, Reaction
 from streams.framing.batched_table import BatchedTable
+from streams.identity.messages import encode_change
 from tests.test_alert_rules import AGENCY_OF, START, day, emergency, event, notice
 from tests.test_alert_tracking import classified
 
@@ -111,7 +112,7 @@ class Processor:
         return self._run(self.frames.person_events, encode_frame(CODEC, events))
 
     def identity_changes(self, *changes: dict[str, Any] | bytes) -> list[Reaction]:
-        values = [c if isinstance(c, bytes) else json.dumps(c).encode() for c in changes]
+        values = [c if isinstance(c, bytes) else encode_change(CODEC, c) for c in changes]
         frame = encode_frame(CODEC, [FramedEvent(b"x", value, {}) for value in values])
         return self._run(self.frames.identity_changes, frame)
 

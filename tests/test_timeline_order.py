@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from streams.timeline.processor import add_event
+from streams.timeline.entries import add_event
 
 
 def entry(event_id: str, occurred_at: str) -> dict[str, str]:

@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import faust
-import orjson
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import EVENT_SCHEMAS, Agency
@@ -24,6 +23,7 @@ from backbone.frames import FramedEvent
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
 from streams.framing.batched_table import BatchedTable
+from streams.identity.messages import decode_change, encode_change
 from streams.operations.dead_letters import DeadLetters
 from streams.timeline.entries import Entry, iso, month_of
 from streams.timeline.pages import TimelineQuery, position, read_page
@@ -37,6 +37,7 @@ from streams.timeline.store import (
     change_problem,
     month_key,
 )
+from streams.topology import declare_channels, declare_tables
 
 START = datetime(2025, 11, 20, 9, 0, tzinfo=UTC)
 AGENCIES = {"health": "attendance", "housing": "notice_served", "social_care": "case_opened"}
@@ -423,7 +424,10 @@ def shell() -> tuple[Timelines, Sent]:
     app = faust.App("timeline-store-test", store="memory://", autodiscover=False)
     sent = Sent()
     dead_letters = cast(DeadLetters, type("Dead", (), {"send": staticmethod(sent.dead_letter)})())
-    timelines = Timelines(app, Topics("test"), CODEC, dead_letters, 4)
+    topics = Topics("test")
+    timelines = Timelines(
+        declare_channels(app, topics, 4), declare_tables(app), CODEC, dead_letters, 4
+    )
     # Faust tables write only inside a running agent: dicts behind the same batching.
     timelines._heads = BatchedTable({})
     timelines._months = BatchedTable({})
@@ -469,16 +473,16 @@ def test_the_shell_applies_identity_changes_and_sends_moves_after_the_flush() ->
         {"person_id": "A", "change": "merge", "into": "B"},
         {"person_id": "A", "change": "merge"},  # malformed: dead-lettered, the rest goes on
     ]
-    frame = [FramedEvent(c["person_id"].encode(), orjson.dumps(c), {}) for c in changes]
+    frame = [FramedEvent(c["person_id"].encode(), encode_change(CODEC, c), {}) for c in changes]
     asyncio.run(timelines.apply_frame([*frame, FramedEvent(b"A", b"{", {})], "test.changes"))
 
     assert timelines._heads.table["A"] == {"merged_into": "B"}
     assert "A/2025-11" not in timelines._months.table
-    assert [reason for _raw, reason in sent.dead] == [
+    assert [reason.split(" (")[0] for _raw, reason in sent.dead] == [
         "into: missing or not a str",
-        "undecodable: not JSON",
+        "undecodable: not Avro single-object encoded",
     ]
     ((_partition, value),) = sent.frames
     (moved,) = CODEC.decode(value).record["events"]
     assert moved["key"] == b"B"
-    assert orjson.loads(moved["value"])["change"] == "absorb"
+    assert decode_change(CODEC, moved["value"])["change"] == "absorb"

@@ -1,4 +1,4 @@
-"""The alert processor's input, a frame (or message) at a time, with the stores written once.
+"""The alert processor's input, a frame at a time, with the stores written once per frame.
 
 Pure (no Faust), so it is tested on dicts. The tracker's three stores are `BatchedTable`s:
 everything a frame asks of the tracker is done synchronously, then `flush` writes each changed
@@ -7,8 +7,9 @@ between the first write and the flush: Faust writes a table's changelog on the p
 the event being processed, and another agent running during an await would write under its
 own event's partition.
 
-An input that does not decode is logged and skipped: the timeline processor reads the same
-topics and dead-letters it, so a second copy would say nothing new.
+An input that does not decode is logged and skipped: the timeline processor reads person-events
+and identity-changes too and dead-letters it, so a second copy would say nothing new; only this
+processor writes alert-updates.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from backbone.errors import BadInput
 from backbone.frames import FramedEvent, decode_frame
 from backbone.logging import get_logger
 from backbone.metrics import EVENTS_IN, labelled
-from streams.alerting.tracking import AlertTracker, Reaction, Update, compact_entry
+from streams.alerting.messages import decode_update
+from streams.alerting.tracking import AlertTracker, Reaction, compact_entry
 from streams.framing.batched_table import BatchedTable
+from streams.identity.messages import decode_change
 
 log = get_logger(__name__)
 PROCESSOR = "alerts"
@@ -56,8 +59,8 @@ def person_of(event: FramedEvent) -> str:
 
 
 class AlertFrames:
-    """Hands frames of person events and identity changes, and alert updates, to the
-    tracker; the stores are flushed once per frame or message."""
+    """Hands frames of person events, identity changes and alert view updates to the
+    tracker; the stores are flushed once per frame."""
 
     def __init__(
         self, tracker: AlertTracker, codec: AvroCodec, stores: Sequence[BatchedTable]
@@ -85,11 +88,11 @@ class AlertFrames:
         with self._flushed():
             for framed in self._frame(data, "identity-changes"):
                 try:
-                    change = json.loads(framed.value)
-                except ValueError as exc:
+                    change = decode_change(self.codec, framed.value)
+                except BadInput as exc:
                     log.warning("identity_change_undecodable", reason=str(exc))
                     continue
-                if not isinstance(change, dict) or change.get("change") != "merge":
+                if change["change"] != "merge":
                     continue
                 person_id, into = change.get("person_id"), change.get("into")
                 if not isinstance(person_id, str) or not isinstance(into, str):
@@ -97,10 +100,17 @@ class AlertFrames:
                     continue
                 reactions.append(self.tracker.on_merge(person_id, into))
 
-    def update(self, person_id: str, update: Update, reactions: list[Reaction]) -> None:
-        """One alert-updates message for a person."""
+    def updates(self, data: bytes, reactions: list[Reaction]) -> None:
+        """An alert-updates frame: each update applied to its person's view, in order."""
         with self._flushed():
-            reactions.append(self.tracker.on_update(person_id, update))
+            for framed in self._frame(data, "alert-updates"):
+                try:
+                    person_id = person_of(framed)
+                    update = decode_update(self.codec, framed.value)
+                except BadInput as exc:
+                    log.warning("alert_update_undecodable", reason=str(exc))
+                    continue
+                reactions.append(self.tracker.on_update(person_id, update))
 
     def _frame(self, data: bytes, topic: str) -> list[FramedEvent]:
         try:

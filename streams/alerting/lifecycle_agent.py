@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +35,6 @@ from backbone.metrics import (
     NOTIFICATIONS_SENT,
     OPEN_ALERTS,
 )
-from backbone.topics import Topics
 from streams.alerting.alert import Alert, ExplainedEvent, Explanation
 from streams.alerting.lifecycle import (
     AlertState,
@@ -51,7 +50,8 @@ from streams.alerting.notifications import DeadLetter, DeliveryOutcome, Notifica
 from streams.alerting.notifications.settings import build_notifier
 from streams.operations.dead_letters import DeadLetters
 from streams.settings import WorkerSettings
-from streams.timeline.processor import iso
+from streams.timeline.entries import iso
+from streams.topology import Channels, Tables
 
 log = get_logger(__name__)
 PROCESSOR = "alert-lifecycle"
@@ -64,8 +64,9 @@ class AlertLifecycle:
     def __init__(
         self,
         app: faust.App,
+        channels: Channels,
+        tables: Tables,
         codec: AvroCodec,
-        topics: Topics,
         dead_letters: DeadLetters,
         settings: WorkerSettings,
         environ: Mapping[str, str],
@@ -75,24 +76,14 @@ class AlertLifecycle:
         self._dead_letters = dead_letters
         self._escalate_after: dict[str, timedelta] = settings.escalate_after
         # Both on the alerts topic's one partition, written only by the agent.
-        self.table = app.Table("alerts", default=None, partitions=1)
-        self.delivery_log = app.Table("delivery-log", default=None, partitions=1)
-        self.topic = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
+        self.table = tables.alerts
+        self.delivery_log = tables.delivery_log
+        self.topic = channels.alerts
         # Built now so that a bad routing file or a missing webhook secret stops the start.
         self.notifier = build_notifier(settings, self.delivery_log, self.dead_letter, environ)
         # Steps this worker asked for and has not seen applied yet: event id -> applied.
         self._pending: dict[str, asyncio.Event] = {}
-
-        async def process(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                await self.apply(event)
-                yield None
-
-        app.agent(self.topic, name=PROCESSOR)(process)
         app.on_before_shutdown.connect(self._close_channels)
-        app.timer(interval=settings.alert_escalation_check_s, name=f"{PROCESSOR}-escalation")(
-            self.escalate_overdue
-        )
 
     async def _close_channels(
         self, _sender: Any, /, *_args: Any, signal: Any, **_more: Any

@@ -14,7 +14,6 @@ due by now are decided too.
 from __future__ import annotations
 
 import heapq
-import json
 import time
 import uuid
 from collections import Counter
@@ -35,6 +34,7 @@ from streams.alerting.framed import household_of, person_of
 from streams.alerting.rules import RuleSet
 from streams.alerting.tracking import AlertTracker, Reaction, compact_entry
 from streams.alerting.view import event_time
+from streams.identity.messages import decode_change
 from streams.settings import AlertSettings
 
 log = get_logger(__name__)
@@ -123,10 +123,10 @@ def merges(settings: AlertSettings, codec: AvroCodec) -> dict[str, str]:
     for message in _messages(settings, Topics(settings.topic_prefix).identity_changes):
         for framed in _frame(codec, message) or []:
             try:
-                change = json.loads(framed.value)
-            except ValueError:
+                change = decode_change(codec, framed.value)
+            except BadInput:
                 continue
-            if isinstance(change, dict) and change.get("change") == "merge":
+            if change["change"] == "merge":
                 person_id, into = change.get("person_id"), change.get("into")
                 if isinstance(person_id, str) and isinstance(into, str):
                     found[person_id] = into

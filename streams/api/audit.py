@@ -11,7 +11,6 @@ from backbone.codec import AvroCodec
 from backbone.contracts import AUDIT_SCHEMA
 from backbone.logging import get_logger
 from backbone.tokens import Coordinator
-from backbone.topics import Topics
 
 log = get_logger(__name__)
 
@@ -19,9 +18,9 @@ log = get_logger(__name__)
 class AuditTrail:
     """Writes one Avro AuditRecord per API request to the audit topic."""
 
-    def __init__(self, app: faust.App, codec: AvroCodec, topics: Topics) -> None:
+    def __init__(self, topic: faust.TopicT, codec: AvroCodec) -> None:
         self._codec = codec
-        self._topic = app.topic(topics.audit, key_serializer="raw", value_serializer="raw")
+        self._topic = topic
 
     async def record(
         self,

@@ -22,8 +22,9 @@ from backbone.tokens import Coordinator, InvalidToken, verify_token
 from streams.api.audit import AuditTrail
 from streams.api.routing import ANSWERED_BY, OwnerRouter, OwnerUnavailableError, request_body
 from streams.identity.processor import Identity
+from streams.timeline.entries import iso
 from streams.timeline.pages import TimelineQuery, read_page
-from streams.timeline.processor import Timelines, iso
+from streams.timeline.processor import Timelines
 
 Handler = Callable[[Web, Request, Coordinator], Awaitable[Response]]
 DEFAULT_LIMIT = 100

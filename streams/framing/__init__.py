@@ -13,8 +13,12 @@ What a frame's events are, per topic (key; value; headers):
   the connector's headers;
 - `person-events`: person id; the agency event as its connector wrote it; `event_id` and
   `household` (JSON: member person id -> relationship);
-- `identity-decisions`: record id; JSON `{"record_id", "person_id", "fingerprint"}`
-  (`person_id` null: erased; `command_id` on an erasure's confirmation);
-- `identity-changes`: person id; JSON `{"person_id", "change", ...}` (link, merge, split,
-  absorb, erase).
+- `identity-decisions`: record id; a `backbone.identity.IdentityDecision` (record id, person id
+  (null: erased), fingerprint; command id on an erasure's confirmation);
+- `identity-changes`: person id; a `backbone.identity.IdentityChange` (link, merge, split,
+  absorb, erase; streams/identity/messages.py);
+- `alert-updates`: person id; a `backbone.alerts.AlertViewUpdate` (member, absorb, closed,
+  check; streams/alerting/messages.py).
+`identity-input` also carries commands, one `backbone.identity.IdentityCommand` per message,
+unframed (backbone/identity_commands.py).
 """

@@ -1,7 +1,8 @@
 """Identity changes someone asks for, applied by the identity resolver's one writer.
 
-A merge, a split or an erasure is a command on `identity-input`, the one-partition
-topic the resolver reads: applied in order with the records it resolves, on the worker that
+A merge, a split or an erasure is a command (`backbone.identity.IdentityCommand`, one per
+message, backbone/identity_commands.py) on `identity-input`, the one-partition topic the
+resolver reads: applied in order with the records it resolves, on the worker that
 holds the resolver's tables. The API page that sent it runs on that same worker (it is routed
 to the owner of the resolver's partition) and waits for the outcome, so it can answer with the
 resulting person ids; a command not applied in time stays queued and is answered `202`.
@@ -12,12 +13,12 @@ on `identity-decisions`.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from backbone.contracts import ERASE, IDENTITY_COMMAND_HEADER
+from backbone.contracts import ERASE
+from backbone.identity_commands import encode_command
 from backbone.logging import get_logger
 from streams.identity.linkage import person_id
 
@@ -55,15 +56,8 @@ class IdentityCommands:
         outcome: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
         self._waiting[command_id] = outcome
         try:
-            await self.identity.identity_input.send(
-                key=command_id.encode(),
-                value=b"",
-                headers={
-                    IDENTITY_COMMAND_HEADER: json.dumps(
-                        {**command, "command_id": command_id}
-                    ).encode()
-                },
-            )
+            value = encode_command(self.identity.codec, {**command, "command_id": command_id})
+            await self.identity.identity_input.send(key=command_id.encode(), value=value)
             return command_id, await asyncio.wait_for(outcome, COMMAND_TIMEOUT_S)
         except TimeoutError:
             return command_id, None

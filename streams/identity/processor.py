@@ -1,6 +1,7 @@
 """Identity: which person an agency record belongs to, and every event re-keyed by person.
 
-Three agents, all over frames (README, "Identity resolution"):
+Three handlers, each the agent `streams/topology.py` names, all over frames (README, "Identity
+resolution"):
 - `identity-router` on `record-frames` (the agency topics' partitions): an event whose records
   are linked and unchanged (`known_records`) goes straight to `person-events`; the rest go to
   the one-partition `identity-input`;
@@ -18,8 +19,6 @@ person here; coordinators' merges, splits and erasures are `commands`.
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
@@ -27,23 +26,23 @@ import orjson
 from mode import BaseSignalT
 
 from backbone.codec import AvroCodec
-from backbone.contracts import IDENTITY_COMMAND_HEADER
+from backbone.contracts import REVIEW_DECISION
 from backbone.errors import BadInput
 from backbone.frames import FramedEvent
+from backbone.identity_commands import decode_command, encode_command, is_command
 from backbone.logging import get_logger
 from backbone.metrics import EVENTS_IN, EVENTS_OUT, labelled
-from backbone.topics import Topics
 from streams.framing.batched_table import BatchedTable
 from streams.framing.outbox import FrameOutbox
 from streams.identity.commands import IdentityCommands
 from streams.identity.known_records import fingerprint, fingerprint_of_details, known_person
 from streams.identity.linkage import Decision, Outcome, Resolver, ResolverState, person_id
+from streams.identity.messages import decode_decision, encode_change, encode_decision
 from streams.operations.dead_letters import DeadLetters
+from streams.topology import Channels, Tables
 
 log = get_logger(__name__)
 PROCESSOR = "identity"
-# Header of a coordinator's review decision on identity-input (the resolver's one writer).
-REVIEW_DECISION = "review_decision"
 # Field levels that say nothing for a pair, or against it: not "agreeing" in a link's story.
 _NOT_AGREEING = frozenset(("different", "missing"))
 
@@ -91,78 +90,64 @@ class Identity:
 
     def __init__(
         self,
-        app: faust.App,
-        topics: Topics,
+        channels: Channels,
+        tables: Tables,
         codec: AvroCodec,
         dead_letters: DeadLetters,
         partitions: int,
     ) -> None:
         self.codec = codec
         self.dead_letters = dead_letters
-        # record id (keyed hash) -> {"person_id", "fingerprint"}; co-partitioned with the
-        # agency topics' keys: the router's and the lookup's table.
-        self.links = BatchedTable(app.Table("record-links", default=None))
+        # record id (keyed hash) -> {"person_id", "fingerprint"}: the router's and the lookup's.
+        self.links = BatchedTable(tables.record_links)
         # The resolver's tables and the members of each person live on the one partition of
         # identity-input: every candidate is local, whichever worker holds that partition.
         self.state = ResolverState(
-            records=self._resolver_table(app, "linkage-records"),
+            records=BatchedTable(tables.linkage_records),
             # In memory, rebuilt from linkage-records when partitions are (re)assigned: a
             # changelog of its own cost five Kafka writes per new record (README).
             blocks={},
-            national_ids=self._resolver_table(app, "linkage-national-ids"),
-            parents=self._resolver_table(app, "linkage-parents"),
-            person_national_ids=self._resolver_table(app, "linkage-person-national-ids"),
-            counters=self._resolver_table(app, "linkage-counters"),
-            apart=self._resolver_table(app, "linkage-apart"),
+            national_ids=BatchedTable(tables.linkage_national_ids),
+            parents=BatchedTable(tables.linkage_parents),
+            person_national_ids=BatchedTable(tables.linkage_person_national_ids),
+            counters=BatchedTable(tables.linkage_counters),
+            apart=BatchedTable(tables.linkage_apart),
         )
-        self.members = self._resolver_table(app, "linkage-members")
+        self.members = BatchedTable(tables.linkage_members)
         # Possible matches waiting for a coordinator: review id (the record id) -> the case.
-        self.reviews = self._resolver_table(app, "review-queue")
+        self.reviews = BatchedTable(tables.review_queue)
         self.resolver = Resolver(state=self.state)
         self.index_current = False
-        app.on_partitions_assigned.connect(self._index_outdated)
         self.commands = IdentityCommands(self)
-        self.identity_input = app.topic(
-            topics.identity_input, partitions=1, key_serializer="raw", value_serializer="raw"
-        )
+        self.identity_input = channels.identity_input
+        self.person_events_topic = channels.person_events.get_topic_name()
+        self.person_events = FrameOutbox(channels.person_events, partitions, codec)
+        self.decisions = FrameOutbox(channels.identity_decisions, partitions, codec)
+        self.changes = FrameOutbox(channels.identity_changes, partitions, codec)
+        self.to_resolver = FrameOutbox(channels.identity_input, 1, codec)
 
-        def framed_topic(name: str) -> faust.TopicT:
-            return app.topic(name, key_serializer="raw", value_serializer="raw")
+    async def on_record_frame(self, event: faust.EventT[bytes]) -> None:
+        """The router's agent: a frame of agency events from `record-frames`."""
+        frame = await self.dead_letters.decode_frame(PROCESSOR, event)
+        if frame is not None:
+            await self.route(frame, event.message.topic)
 
-        self.person_events_topic = topics.person_events
-        self.person_events = FrameOutbox(framed_topic(topics.person_events), partitions, codec)
-        self.decisions = FrameOutbox(framed_topic(topics.identity_decisions), partitions, codec)
-        self.changes = FrameOutbox(framed_topic(topics.identity_changes), partitions, codec)
-        self.to_resolver = FrameOutbox(self.identity_input, 1, codec)
+    async def on_decisions(self, event: faust.EventT[bytes]) -> None:
+        """The links' agent: a frame of decisions from `identity-decisions`."""
+        frame = await self.dead_letters.decode_frame(f"{PROCESSOR}-links", event)
+        rejected: list[tuple[bytes, str]] = []
+        for framed in frame or []:
+            try:
+                decision = decode_decision(self.codec, framed.value)
+            except BadInput as exc:
+                rejected.append((framed.value, f"undecodable: {exc}"))
+                continue
+            self.keep_link(decision)
+        self.links.flush()
+        for raw, reason in rejected:
+            await self.dead_letters.send(f"{PROCESSOR}-links", raw, reason, event.message.topic)
 
-        async def route(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                frame = await dead_letters.decode_frame(PROCESSOR, event)
-                if frame is not None:
-                    await self.route(frame, event.message.topic)
-                yield None
-
-        async def identify(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                await self.on_resolver_input(event)
-                yield None
-
-        async def keep_links(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                frame = await dead_letters.decode_frame(f"{PROCESSOR}-links", event)
-                for framed in frame or []:
-                    self.keep_link(orjson.loads(framed.value))
-                self.links.flush()
-                yield None
-
-        app.agent(framed_topic(topics.record_frames), name=f"{PROCESSOR}-router")(route)
-        app.agent(self.identity_input, name=PROCESSOR)(identify)
-        app.agent(framed_topic(topics.identity_decisions), name=f"{PROCESSOR}-links")(keep_links)
-
-    def _resolver_table(self, app: faust.App, name: str) -> BatchedTable:
-        return BatchedTable(app.Table(name, default=None, partitions=1))
-
-    def _index_outdated(
+    def index_outdated(
         self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
     ) -> None:
         """Another worker may have resolved records while this one did not hold the resolver's
@@ -190,18 +175,24 @@ class Identity:
         await self.person_events.send()
 
     async def on_resolver_input(self, event: faust.EventT[bytes]) -> None:
-        """A frame of events to resolve, or a coordinator's or erasure command."""
+        """A frame of events to resolve, or a command (an IdentityCommand, told from a frame
+        by its writer schema): a coordinator's review decision, merge or split, an erasure."""
         if not self.index_current:
             # Streams run after the tables' recovery: linkage-records is complete.
             await self.state.rebuild_index()
             self.index_current = True
-        headers = event.headers or {}
         outcome = None
-        if REVIEW_DECISION in headers:
-            self.decide_review(json.loads(headers[REVIEW_DECISION]))
-        elif IDENTITY_COMMAND_HEADER in headers:
-            command = json.loads(headers[IDENTITY_COMMAND_HEADER])
-            outcome = self.commands.apply(command)
+        if is_command(self.codec, event.value):
+            try:
+                command = decode_command(self.codec, event.value)
+            except BadInput as exc:
+                reason = f"undecodable: {exc}"
+                await self.dead_letters.send(PROCESSOR, event.value, reason, event.message.topic)
+                return
+            if command["command"] == REVIEW_DECISION:
+                self.decide_review(command)
+            else:
+                outcome = self.commands.apply(command)
         else:
             frame = await self.dead_letters.decode_frame(PROCESSOR, event)
             for framed in frame or []:
@@ -218,11 +209,12 @@ class Identity:
         if outcome is not None:
             self.commands.answer(command, outcome)
 
-    def _tables(self) -> list[BatchedTable]:
+    def _tables(self) -> list[Any]:
         state = self.state
-        tables = [state.records, state.national_ids, state.parents, state.person_national_ids]
-        tables += [state.counters, state.apart, self.members, self.reviews]
-        return [table for table in tables if isinstance(table, BatchedTable)]
+        return [
+            *(state.records, state.national_ids, state.parents, state.person_national_ids),
+            *(state.counters, state.apart, self.members, self.reviews),
+        ]
 
     async def _decode(self, framed: FramedEvent, source: str) -> dict[str, Any] | None:
         try:
@@ -307,11 +299,15 @@ class Identity:
         self, review_id: str, decision: str, reason: str, coordinator: str
     ) -> None:
         """Queue a coordinator's decision on a possible match for the resolver's agent."""
-        command = {"review_id": review_id, "decision": decision, "reason": reason}
+        command = {
+            "command": REVIEW_DECISION,
+            "review_id": review_id,
+            "decision": decision,
+            "reason": reason,
+            "coordinator": coordinator,
+        }
         await self.identity_input.send(
-            key=review_id.encode(),
-            value=b"",
-            headers={REVIEW_DECISION: json.dumps({**command, "coordinator": coordinator}).encode()},
+            key=review_id.encode(), value=encode_command(self.codec, command)
         )
 
     def decide_review(self, command: dict[str, Any]) -> None:
@@ -369,11 +365,11 @@ class Identity:
             stored = self.state.records.get(record_id)
             details = fingerprint_of_details(stored["versions"][-1]) if stored else None
         value = {"record_id": record_id, "person_id": person, "fingerprint": details, **extra}
-        self.decisions.add(FramedEvent(record_id.encode(), orjson.dumps(value), {}))
+        self.decisions.add(FramedEvent(record_id.encode(), encode_decision(self.codec, value), {}))
 
     def send_change(self, person: str, change: dict[str, Any]) -> None:
         """Queue a change of a person for `identity-changes`."""
-        value = orjson.dumps({"person_id": person, **change})
+        value = encode_change(self.codec, {"person_id": person, **change})
         self.changes.add(FramedEvent(person.encode(), value, {}))
 
     def keep_link(self, decision: dict[str, Any]) -> None:

@@ -12,7 +12,6 @@ from backbone.errors import BadInput
 from backbone.frames import FramedEvent, decode_frame
 from backbone.logging import get_logger
 from backbone.metrics import DEAD_LETTERS
-from backbone.topics import Topics
 
 log = get_logger(__name__)
 
@@ -21,9 +20,9 @@ class DeadLetters:
     """Decodes events for processors; unreadable ones go to the dead-letter topic with the
     processor and the reason in headers."""
 
-    def __init__(self, app: faust.App, codec: AvroCodec, topics: Topics) -> None:
+    def __init__(self, topic: faust.TopicT, codec: AvroCodec) -> None:
         self._codec = codec
-        self._topic = app.topic(topics.dead_letter, key_serializer="raw", value_serializer="raw")
+        self._topic = topic
 
     async def decode(self, processor: str, event: faust.EventT[bytes]) -> dict[str, Any] | None:
         """The event's Avro record, or None after dead-lettering an undecodable one."""

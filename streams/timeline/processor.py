@@ -9,47 +9,27 @@ then are the changes for other persons' partitions (`absorb`) and any dead lette
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
-import orjson
 
 from backbone.codec import AvroCodec
 from backbone.errors import BadInput
 from backbone.frames import FramedEvent
 from backbone.logging import get_logger
 from backbone.metrics import END_TO_END_SECONDS, EVENTS_IN, labelled
-from backbone.topics import Topics
 from streams.framing.batched_table import BatchedTable
 from streams.framing.outbox import FrameOutbox
+from streams.identity.messages import decode_change, encode_change
 from streams.operations.dead_letters import DeadLetters
 from streams.timeline.entries import (
-    AGENCY_LABELS,
-    Entry,
-    Timeline,
-    absorb,
-    add_event,
     household_of,
-    iso,
     timeline_entry,
 )
 from streams.timeline.store import Arrival, Outcome, TimelineStore, change_problem
-
-# The pure core moved to streams/timeline/entries.py; re-exported while callers move over.
-__all__ = [
-    "AGENCY_LABELS",
-    "PROCESSOR",
-    "Entry",
-    "Timeline",
-    "Timelines",
-    "absorb",
-    "add_event",
-    "household_of",
-    "iso",
-    "timeline_entry",
-]
+from streams.topology import Channels, Tables
 
 log = get_logger(__name__)
 PROCESSOR = "timeline"
@@ -62,8 +42,8 @@ class Timelines:
 
     def __init__(
         self,
-        app: faust.App,
-        topics: Topics,
+        channels: Channels,
+        tables: Tables,
         codec: AvroCodec,
         dead_letters: DeadLetters,
         partitions: int,
@@ -71,38 +51,27 @@ class Timelines:
         self.codec = codec
         self.dead_letters = dead_letters
         # Heads by person id; the API routes a person's requests by this table's keys.
-        self.table = app.Table("timelines", default=None)
+        self.table = tables.timelines
         # Month buckets `<person id>/<YYYY-MM>`, written on the person's partition.
-        self.months = app.Table("timeline-months", default=None)
+        self.months = tables.timeline_months
         self._heads = BatchedTable(self.table)
         self._months = BatchedTable(self.months)
         self.store = TimelineStore(self._heads, self._months)
+        # One outbox per agent: the agents interleave at awaits, and each sends its own.
+        self._moved_events = FrameOutbox(channels.identity_changes, partitions, codec)
+        self._moved_contents = FrameOutbox(channels.identity_changes, partitions, codec)
 
-        def framed_topic(name: str) -> faust.TopicT:
-            return app.topic(name, key_serializer="raw", value_serializer="raw")
+    async def on_person_events(self, event: faust.EventT[bytes]) -> None:
+        """The timeline's agent: a frame of person events."""
+        frame = await self.dead_letters.decode_frame(PROCESSOR, event)
+        if frame is not None:
+            await self.record_frame(frame, event.message.topic)
 
-        changes = framed_topic(topics.identity_changes)
-        # One outbox per agent: the agents interleave at awaits, and an outbox being sent
-        # must not gain (and then clear) the other agent's events.
-        self._moved_events = FrameOutbox(changes, partitions, codec)
-        self._moved_contents = FrameOutbox(changes, partitions, codec)
-
-        async def record_events(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                frame = await dead_letters.decode_frame(PROCESSOR, event)
-                if frame is not None:
-                    await self.record_frame(frame, event.message.topic)
-                yield None
-
-        async def apply_changes(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                frame = await dead_letters.decode_frame(PROCESSOR, event)
-                if frame is not None:
-                    await self.apply_frame(frame, event.message.topic)
-                yield None
-
-        app.agent(framed_topic(topics.person_events), name=PROCESSOR)(record_events)
-        app.agent(changes, name=f"{PROCESSOR}-identity-changes")(apply_changes)
+    async def on_identity_changes(self, event: faust.EventT[bytes]) -> None:
+        """The identity changes' agent: a frame of links, merges, splits and erasures."""
+        frame = await self.dead_letters.decode_frame(PROCESSOR, event)
+        if frame is not None:
+            await self.apply_frame(frame, event.message.topic)
 
     async def record_frame(self, frame: Sequence[FramedEvent], source: str) -> None:
         """Add a frame of person events to their persons' timelines."""
@@ -159,9 +128,9 @@ class Timelines:
         rejected: Rejected = []
         for framed in frame:
             try:
-                change = orjson.loads(framed.value)
-            except orjson.JSONDecodeError:
-                rejected.append((framed.value, "undecodable: not JSON"))
+                change = decode_change(self.codec, framed.value)
+            except BadInput as exc:
+                rejected.append((framed.value, f"undecodable: {exc}"))
                 continue
             problem = change_problem(change)
             if problem is not None:
@@ -204,7 +173,8 @@ class Timelines:
         self._heads.flush()
         self._months.flush()
         for change in self.store.drain():
-            outbox.add(FramedEvent(change["person_id"].encode(), orjson.dumps(change), {}))
+            value = encode_change(self.codec, change)
+            outbox.add(FramedEvent(change["person_id"].encode(), value, {}))
 
     async def _send_on(self, outbox: FrameOutbox, rejected: Rejected, source: str) -> None:
         """After the flush: absorb changes to the survivors' partitions, then dead letters."""
