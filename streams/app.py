@@ -18,6 +18,7 @@ from streams.api.audit import AuditTrail
 from streams.api.coordinator import CoordinatorApi
 from streams.api.coordinator_page import serve_coordinator_page
 from streams.api.identity_pages import IdentityPages
+from streams.framing.person_events import PersonEventsFanOut
 from streams.identity.processor import Identity
 from streams.operations.dead_letters import DeadLetters
 from streams.operations.faust_sensors import bridge_faust_sensors
@@ -94,9 +95,10 @@ def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.
             route_records=identity.on_record_frame,
             resolve=identity.on_resolver_input,
             keep_links=identity.on_decisions,
-            record_timeline=timelines.on_person_events,
+            record_person_events=PersonEventsFanOut(
+                codec, dead_letters, [timelines.record_events, alerting.evaluate]
+            ).on_frame,
             change_timeline=timelines.on_identity_changes,
-            evaluate_alerts=alerting.on_person_events,
             update_alert_view=alerting.on_update,
             merge_alert_views=alerting.on_identity_changes,
             follow_alert_owners=alerting.on_alert_step,

@@ -136,9 +136,8 @@ class Handlers:
     route_records: Handler  # identity: known records to person-events, others to the resolver
     resolve: Handler  # identity: new and changed records, coordinators' and erasure commands
     keep_links: Handler  # identity: record-links from the decisions
-    record_timeline: Handler  # timeline: person events into month buckets
+    record_person_events: Handler  # timeline and alerting: each frame decoded once for both
     change_timeline: Handler  # timeline: links, merges, splits, erasures
-    evaluate_alerts: Handler  # alerting: person events against the rules
     update_alert_view: Handler  # alerting: members' entries, merged views, checks, closures
     merge_alert_views: Handler  # alerting: a merged person's view to the survivor
     follow_alert_owners: Handler  # alerting: whose each alert is; a resolved one is closed
@@ -160,9 +159,8 @@ def declare_agents(
         ("identity-router", channels.record_frames, handlers.route_records),
         ("identity", channels.identity_input, handlers.resolve),
         ("identity-links", channels.identity_decisions, handlers.keep_links),
-        ("timeline", channels.person_events, handlers.record_timeline),
+        ("person-events", channels.person_events, handlers.record_person_events),
         ("timeline-identity-changes", channels.identity_changes, handlers.change_timeline),
-        ("alerts", channels.person_events, handlers.evaluate_alerts),
         ("alerts-updates", channels.alert_updates, handlers.update_alert_view),
         ("alerts-identity-changes", channels.identity_changes, handlers.merge_alert_views),
         ("alerts-owners", channels.alerts, handlers.follow_alert_owners),

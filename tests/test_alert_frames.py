@@ -33,12 +33,13 @@ from backbone.frames import FramedEvent, encode_frame
 from backbone.settings import REPO_ROOT
 from streams.alerting import load_rules, parse_rules
 from streams.alerting.evaluation import RuleEngine
-from streams.alerting.framed import AlertFrames, household_of
+from streams.alerting.framed import AlertFrames
 from streams.alerting.pruning import Pruning
 from streams.alerting.replay import InMemoryAlerting
 from streams.alerting.rules import SHIPPED_RULES, RuleSet
 from streams.alerting.tracking import AlertTracker, Reaction
 from streams.framing.batched_table import BatchedTable
+from streams.framing.person_events import household_of
 from streams.identity.messages import encode_change
 from tests.test_alert_rules import AGENCY_OF, START, day, emergency, event, notice
 from tests.test_alert_tracking import classified

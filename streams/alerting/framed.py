@@ -14,7 +14,6 @@ processor writes alert-updates.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -26,36 +25,15 @@ from backbone.metrics import EVENTS_IN, labelled
 from streams.alerting.messages import decode_update
 from streams.alerting.tracking import AlertTracker, Reaction, compact_entry
 from streams.framing.batched_table import BatchedTable
+from streams.framing.person_events import (
+    PersonEvent,
+    decode_person_events,
+    person_of,
+)
 from streams.identity.messages import decode_change
 
 log = get_logger(__name__)
 PROCESSOR = "alerts"
-
-
-def household_of(event: FramedEvent) -> dict[str, str]:
-    """Household members (person id -> relationship) from the `household` header identity
-    attached; BadInput if it is not a JSON object of strings (the timeline rejects it too)."""
-    raw = event.headers.get("household")
-    if not raw:
-        return {}
-    try:
-        members = json.loads(raw)
-    except ValueError as exc:
-        raise BadInput(f"not JSON: {exc}", field="household") from None
-    if not isinstance(members, dict) or not all(isinstance(r, str) for r in members.values()):
-        raise BadInput("not a JSON object of person id -> relationship", field="household")
-    return members
-
-
-def person_of(event: FramedEvent) -> str:
-    """The person id a framed event is keyed by; BadInput if it has none."""
-    try:
-        person_id = (event.key or b"").decode()
-    except UnicodeDecodeError:
-        person_id = ""
-    if not person_id:
-        raise BadInput("a person event needs its person id (UTF-8) as key", field="key")
-    return person_id
 
 
 class AlertFrames:
@@ -71,17 +49,21 @@ class AlertFrames:
 
     def person_events(self, data: bytes, reactions: list[Reaction]) -> None:
         """A person-events frame: each event evaluated, in order."""
+        events, rejected = decode_person_events(self.codec, self._frame(data, "person-events"))
+        for _raw, reason in rejected:
+            # The timeline dead-letters it; a second copy would say nothing new.
+            log.warning("alert_input_undecodable", reason=reason)
+        self.evaluate(events, reactions)
+
+    def evaluate(self, events: Sequence[PersonEvent], reactions: list[Reaction]) -> None:
+        """A frame's decoded person events, evaluated in order."""
         with self._flushed():
-            for framed in self._frame(data, "person-events"):
-                try:
-                    person_id, household = person_of(framed), household_of(framed)
-                    record = self.codec.decode(framed.value).record
-                except BadInput as exc:
-                    log.warning("alert_input_undecodable", reason=str(exc))
-                    continue
-                labelled(EVENTS_IN, PROCESSOR, record["envelope"]["agency"]).inc()
-                entry = compact_entry(record)
-                reactions.append(self.tracker.on_person_event(person_id, entry, household))
+            for event in events:
+                labelled(EVENTS_IN, PROCESSOR, event.record["envelope"]["agency"]).inc()
+                entry = compact_entry(event.record)
+                reactions.append(
+                    self.tracker.on_person_event(event.person_id, entry, event.household)
+                )
 
     def identity_changes(self, data: bytes, reactions: list[Reaction]) -> None:
         """An identity-changes frame: a merge moves the view to the survivor."""

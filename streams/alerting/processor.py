@@ -20,7 +20,7 @@ would go to), it sends `check` updates the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import partial
 
@@ -39,6 +39,7 @@ from streams.alerting.rules import RuleSet
 from streams.alerting.tracking import AlertTracker, Reaction
 from streams.framing.batched_table import BatchedTable
 from streams.framing.outbox import FrameOutbox
+from streams.framing.person_events import PersonEvent
 from streams.topology import Channels, Tables
 
 log = get_logger(__name__)
@@ -81,6 +82,10 @@ class AlertProcessor:
     async def on_person_events(self, event: faust.EventT[bytes]) -> None:
         """The `alerts` agent: a frame of person events."""
         await self.carry_out(partial(self.frames.person_events, event.value), self.from_events)
+
+    async def evaluate(self, events: Sequence[PersonEvent]) -> None:
+        """A frame's person events, decoded once for the timeline and the alerts."""
+        await self.carry_out(partial(self.frames.evaluate, events), self.from_events)
 
     async def on_update(self, event: faust.EventT[bytes]) -> None:
         """The `alerts-updates` agent: a frame of updates of persons' views."""

@@ -30,10 +30,10 @@ from backbone.logging import get_logger
 from backbone.topics import Topics
 from streams.alerting.alert import Alert
 from streams.alerting.evaluation import RuleEngine
-from streams.alerting.framed import household_of, person_of
 from streams.alerting.rules import RuleSet
 from streams.alerting.tracking import AlertTracker, Reaction, compact_entry
 from streams.alerting.view import event_time
+from streams.framing.person_events import household_of, person_of
 from streams.identity.messages import decode_change
 from streams.settings import AlertSettings
 

@@ -7,7 +7,6 @@ share one definition of an entry, its order and its deduplication.
 from __future__ import annotations
 
 import bisect
-import json
 import operator
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
@@ -87,22 +86,6 @@ def add_event(timeline: Timeline, entry: Entry) -> bool:
     """Insert `entry` in a whole timeline's `events`; False if it has the event_id already."""
     events: list[Entry] = timeline.setdefault("events", [])
     return insert_entry(events, entry)
-
-
-def household_of(event: Headed) -> Household:
-    """Household members (resolved person id -> relationship), as identity attached them.
-
-    Raises ValueError if the header is not a JSON object of strings.
-    """
-    raw = (event.headers or {}).get("household")
-    if not raw:
-        return {}
-    members = json.loads(raw)
-    if not isinstance(members, dict) or not all(
-        isinstance(value, str) for value in members.values()
-    ):
-        raise ValueError("not a JSON object of person id -> relationship")
-    return members
 
 
 def with_members(

@@ -22,10 +22,10 @@ from backbone.logging import get_logger
 from backbone.metrics import END_TO_END_SECONDS, EVENTS_IN, labelled
 from streams.framing.batched_table import BatchedTable
 from streams.framing.outbox import FrameOutbox
+from streams.framing.person_events import PersonEvent, decode_person_events
 from streams.identity.messages import decode_change, encode_change
 from streams.operations.dead_letters import DeadLetters
 from streams.timeline.entries import (
-    household_of,
     timeline_entry,
 )
 from streams.timeline.store import Arrival, Outcome, TimelineStore, change_problem
@@ -61,12 +61,6 @@ class Timelines:
         self._moved_events = FrameOutbox(channels.identity_changes, partitions, codec)
         self._moved_contents = FrameOutbox(channels.identity_changes, partitions, codec)
 
-    async def on_person_events(self, event: faust.EventT[bytes]) -> None:
-        """The timeline's agent: a frame of person events."""
-        frame = await self.dead_letters.decode_frame(PROCESSOR, event)
-        if frame is not None:
-            await self.record_frame(frame, event.message.topic)
-
     async def on_identity_changes(self, event: faust.EventT[bytes]) -> None:
         """The identity changes' agent: a frame of links, merges, splits and erasures."""
         frame = await self.dead_letters.decode_frame(PROCESSOR, event)
@@ -74,20 +68,23 @@ class Timelines:
             await self.apply_frame(frame, event.message.topic)
 
     async def record_frame(self, frame: Sequence[FramedEvent], source: str) -> None:
-        """Add a frame of person events to their persons' timelines."""
+        """Add a frame of person events to their persons' timelines; dead-letter the events
+        that do not decode."""
+        events, rejected = decode_person_events(self.codec, frame)
+        await self.record_events(events)
+        for raw, reason in rejected:
+            await self.dead_letters.send(PROCESSOR, raw, reason, source)
+
+    async def record_events(self, events: Sequence[PersonEvent]) -> None:
+        """Add a frame's decoded person events to their persons' timelines."""
         by_person: dict[str, list[Arrival]] = {}
         recorded_at: dict[str, datetime] = {}
-        rejected: Rejected = []
-        for framed in frame:
-            try:
-                person_id, record, household = self._decode_event(framed)
-            except BadInput as exc:
-                rejected.append((framed.value, str(exc)))
-                continue
-            envelope = record["envelope"]
+        for event in events:
+            envelope = event.record["envelope"]
             labelled(EVENTS_IN, PROCESSOR, envelope["agency"]).inc()
             recorded_at[envelope["event_id"]] = envelope["recorded_at"]
-            by_person.setdefault(person_id, []).append((timeline_entry(record), household))
+            arrival = (timeline_entry(event.record), event.household)
+            by_person.setdefault(event.person_id, []).append(arrival)
         # From the first write to the flush: no await.
         outcomes = {person: self.store.record(person, each) for person, each in by_person.items()}
         self._flush(self._moved_events)
@@ -110,7 +107,7 @@ class Timelines:
                 else:
                     duplicates += 1
                     log.debug("duplicate_event_dropped", event_id=event_id, person_id=person_id)
-        await self._send_on(self._moved_events, rejected, source)
+        await self._moved_events.send()
         if by_person:
             # One line per frame; `event_id` is the frame's last added event, for tracing.
             log.info(
@@ -148,24 +145,6 @@ class Timelines:
             else:
                 log.debug("identity_change_applied", change=kind, person_id=person_id)
         await self._send_on(self._moved_contents, rejected, source)
-
-    def _decode_event(self, framed: FramedEvent) -> tuple[str, dict[str, Any], dict[str, str]]:
-        """The person id, Avro record and household of one framed person event."""
-        try:
-            person_id = (framed.key or b"").decode()
-        except UnicodeDecodeError:
-            person_id = ""
-        if not person_id:
-            raise BadInput("a person event needs its person id (UTF-8) as key", field="key")
-        try:
-            household = household_of(framed)
-        except ValueError as exc:
-            raise BadInput(str(exc), field="household") from None
-        try:
-            record = self.codec.decode(framed.value).record
-        except BadInput as exc:
-            raise BadInput(f"undecodable: {exc}") from None
-        return person_id, record, household
 
     def _flush(self, outbox: FrameOutbox) -> None:
         """Write the frame's changed heads and month buckets, each key once, and queue the
