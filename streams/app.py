@@ -86,7 +86,8 @@ def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.
         f"{settings.topic_prefix}-framer",
         topics,
         codec,
-        settings.worker_frame_max_events,
+        max_events=settings.worker_frame_max_events,
+        session_timeout_s=settings.worker_session_timeout_s,
     )
     declare_agents(
         app,

@@ -172,10 +172,18 @@ def declare_agents(
 
 
 def declare_framer(
-    app: faust.App, bootstrap: str, group: str, topics: Topics, codec: AvroCodec, max_events: int
+    app: faust.App,
+    bootstrap: str,
+    group: str,
+    topics: Topics,
+    codec: AvroCodec,
+    *,
+    max_events: int,
+    session_timeout_s: float,
 ) -> None:
     """The first hop, agency topics -> `record-frames`, beside the agents: on confluent-kafka
-    in a thread of its own, its partitions shared by the workers' framer group."""
+    in a thread of its own, its partitions shared by the workers' framer group, handed over
+    after the same session timeout as the agents'."""
     framer = Framer(
         bootstrap,
         group,
@@ -183,6 +191,7 @@ def declare_framer(
         topics.record_frames,
         codec,
         max_events_per_frame=max_events,
+        session_timeout_s=session_timeout_s,
     )
 
     async def start_framer() -> None:

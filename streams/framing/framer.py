@@ -89,8 +89,9 @@ class Framer:
     background thread; commits a batch's offsets once all its frames are acknowledged.
 
     A frame may wait `delivery_timeout_s` for the broker; after a batch with refused frames the
-    framer waits `retry_backoff_s` and reads their events again. `client_config` adds
-    librdkafka settings to both clients.
+    framer waits `retry_backoff_s` and reads their events again. `session_timeout_s` is how long
+    a dead framer keeps its partitions. `client_config` adds librdkafka settings to both
+    clients.
     """
 
     def __init__(
@@ -107,6 +108,7 @@ class Framer:
         poll_timeout_s: float = 0.05,
         delivery_timeout_s: float = 30.0,
         retry_backoff_s: float = 1.0,
+        session_timeout_s: float = 45.0,
         client_config: Mapping[str, Any] | None = None,
     ) -> None:
         self.group_id = group_id
@@ -132,6 +134,8 @@ class Framer:
                 # Range gives one member the same partition number of every source topic, so
                 # its frames for a partition gather all agencies' events.
                 "partition.assignment.strategy": "range",
+                # Without a heartbeat this long, the group hands a dead framer's partitions on.
+                "session.timeout.ms": int(session_timeout_s * 1000),
                 **extra,
             }
         )

@@ -81,7 +81,8 @@ class ResolverState:
         a later version of a record brought is therefore placed a little earlier than it was
         indexed live, which matters only to a key with more holders than the resolver reads.
         Yields to the event loop every few records: a large state takes seconds, and the
-        worker's heartbeats must go on meanwhile.
+        worker's heartbeats must go on meanwhile. Also moves the arrival counter past every
+        stored record.
         """
         self.blocks.clear()
         stored: list[tuple[str, dict[str, Any]]] = []
@@ -95,6 +96,13 @@ class ResolverState:
                 self.index(record_id, blocking_keys(LinkageRecord.from_state(version)))
             if number % _REBUILD_SLICE == 0:
                 await asyncio.sleep(0)
+        if stored:
+            # Each table's changelog is written on its own: after a crash the counter can be
+            # recovered behind the records. A reused arrival number would make a record
+            # resolved again look older than a person's root, and change the person's id.
+            next_seq = int(stored[-1][1]["seq"]) + 1
+            if (self.counters.get("records") or 0) < next_seq:
+                self.counters["records"] = next_seq
 
     def forget(self, record_ids: set[str]) -> None:
         """Erase records: their details, index entries, national identifiers, cluster links."""
