@@ -166,6 +166,9 @@ class BenchDeployment:
             # Once notifications are wired, a worker needs the secrets of the webhook channels
             # in deploy/notifications/routing.yaml to start; its deliveries are part of the load.
             **{f"BACKBONE_NOTIFY_SECRET_{team}": secrets.token_hex(32) for team in SAMPLE_HOOKS},
+            # Nothing receives the sample routing's notifications here: one try each, or the
+            # alert lifecycle backs off for minutes per alert and its lag grows all run long.
+            "BACKBONE_NOTIFY_TRIES": "1",
         }
 
     def start_workers(self, count: int) -> list[Worker]:
