@@ -282,7 +282,7 @@ def demo(exit_when_done: bool) -> None:
 SIZE_OPTIONS = (
     ("--warmup-events", int, "Events before the pipeline's clock starts (default 500)"),
     ("--pipeline-events", int, "Events of the pipeline burst (default 50,000)"),
-    ("--latency-rate", float, "Offered events/s of the latency run (default 2,000)"),
+    ("--latency-rate", float, "Offered events/s of the latency run (default 1,000)"),
     ("--latency-seconds", float, "Length of the latency run (default 30)"),
     ("--backfill-events", int, "Events of the replay (default 1,000,000)"),
     ("--soak-seconds", float, "Length of the memory soak (default 600)"),
