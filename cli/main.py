@@ -1,4 +1,4 @@
-"""`backbone`: the one command line of agency-backbone (shared/spec/api.md)."""
+"""`backbone`: the one command line of agency-backbone (README, "Command line")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Plays the jobcentre's case management system: its PostgreSQL tables and the changes to them.
 
 It shares no code with the connector: it is the outside world, writing rows the way the case
-system would (shared/spec/agencies.md, "Jobcentre"). Run as a program it creates a database
+system would (README, "Jobcentre"). Run as a program it creates a database
 with the reference schema and plays a few jobseekers' stories into it.
 """
 

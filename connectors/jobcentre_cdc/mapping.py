@@ -1,6 +1,6 @@
 """Row changes of the case management tables -> JobcentreEvent, pseudonymising identifiers.
 
-Which event a change means (shared/spec/agencies.md, "Jobcentre"):
+Which event a change means (README, "Jobcentre"):
 
 | table          | change                                   | event                         |
 |----------------|------------------------------------------|-------------------------------|

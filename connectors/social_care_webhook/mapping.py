@@ -38,7 +38,7 @@ class Relative(Person):
 
 
 class WebhookBody(Body):
-    """The JSON the case management system POSTs, as in shared/spec/agencies.md."""
+    """The JSON the case management system POSTs (README, "Social care: webhooks")."""
 
     event_id: uuid.UUID
     event_type: str

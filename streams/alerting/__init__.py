@@ -1,4 +1,5 @@
-"""Cross-agency alert rules (shared/spec/alert-rules.md): rule file, evaluation, explanations.
+"""Cross-agency alert rules (README, "Cross-agency alert rules"): the rule file, evaluation and
+explanations.
 
 Pure Python, no Faust and no Kafka: the alert processor feeds it timelines and event time.
 """

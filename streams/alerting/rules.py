@@ -1,4 +1,4 @@
-"""The rule file: cross-agency alert rules as data (shared/spec/alert-rules.md).
+"""The rule file: cross-agency alert rules as data (README, "Cross-agency alert rules").
 
 A rule file is YAML, `rules: [...]`, validated once at start-up. Every problem is reported as
 `<rule id> <field path>: <what is wrong>`, e.g. `R3 conditions[0].within.after: ...`, so the

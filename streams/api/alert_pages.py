@@ -1,4 +1,5 @@
-"""The coordinator API's alert pages (shared/spec/api.md): list, one alert, acknowledge, resolve.
+"""The coordinator API's alert pages (README, "Coordinator API"): list, one alert, acknowledge,
+resolve.
 
 Every alert lives on the alerts topic's one partition, so every request is answered by the
 worker owning it (forwarded there by CoordinatorApi.on_owner), which lists and filters its

@@ -1,4 +1,4 @@
-"""The coordinator HTTP API served by the workers (shared/spec/api.md).
+"""The coordinator HTTP API served by the workers (README, "Coordinator API").
 
 Every coordinator request carries `Authorization: Bearer <token>` and `X-Purpose`, and is
 written to the audit topic whatever its outcome. A request for a key another worker owns is
