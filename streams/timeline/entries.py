@@ -10,7 +10,7 @@ import bisect
 import operator
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any
 
 AGENCY_LABELS = {
     "health": "Health",
@@ -23,13 +23,6 @@ Timeline = dict[str, Any]
 Household = dict[str, str]
 _EVENT_ID = operator.itemgetter("event_id")
 _EVENT_ORDER = operator.itemgetter("occurred_at", "event_id")
-
-
-class Headed(Protocol):
-    """A Kafka event or a framed event: both carry the headers identity attached."""
-
-    @property
-    def headers(self) -> Mapping[str, bytes] | None: ...
 
 
 def iso(moment: datetime) -> str:
@@ -99,14 +92,3 @@ def with_moved_links(links: Mapping[str, Any], moved: Mapping[str, Any]) -> dict
     """`links` with links moved from elsewhere; a link already here is newer (a coordinator's
     decision on the record) and stays."""
     return {**moved, **links}
-
-
-def absorb(timeline: Timeline, person_id: str, moved: Timeline) -> bool:
-    """Add what a merged person's whole timeline held; False if `timeline` had all of it."""
-    added = [add_event(timeline, entry) for entry in moved.get("events", [])]
-    household = with_members(timeline.get("household", {}), person_id, moved.get("household", {}))
-    links = with_moved_links(timeline.get("links", {}), moved.get("links", {}))
-    changed = any(added) or household != timeline.get("household", {})
-    changed = changed or links.keys() != timeline.get("links", {}).keys()
-    timeline["household"], timeline["links"] = household, links
-    return changed

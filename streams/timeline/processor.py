@@ -25,9 +25,7 @@ from streams.framing.outbox import FrameOutbox
 from streams.framing.person_events import PersonEvent, decode_person_events
 from streams.identity.messages import decode_change, encode_change
 from streams.operations.dead_letters import DeadLetters
-from streams.timeline.entries import (
-    timeline_entry,
-)
+from streams.timeline.entries import timeline_entry
 from streams.timeline.store import Arrival, Outcome, TimelineStore, change_problem
 from streams.topology import Channels, Tables
 
