@@ -12,7 +12,7 @@ import itertools
 import json
 import random
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import faust
@@ -38,6 +38,7 @@ from streams.timeline.store import (
     month_key,
 )
 from streams.topology import declare_channels, declare_tables
+from tests.test_codec import social_care_record
 
 START = datetime(2025, 11, 20, 9, 0, tzinfo=UTC)
 AGENCIES = {"health": "attendance", "housing": "notice_served", "social_care": "case_opened"}
@@ -371,39 +372,17 @@ def test_a_page_reads_only_the_months_it_needs() -> None:
 # The Faust shell, its tables replaced by dicts ---------------------------------------------
 
 CODEC = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))
-KEYED = "a" * 64
 
 
 def encoded_event(event_id: str, at: datetime) -> bytes:
-    return CODEC.encode(
-        EVENT_SCHEMAS[Agency.SOCIAL_CARE],
-        {
-            "envelope": {
-                "event_id": event_id,
-                "event_type": "case_opened",
-                "agency": "social_care",
-                "source_system": "cms",
-                "occurred_at": at,
-                "recorded_at": at,
-                "legal_basis": "public_task",
-                "sensitivity": "special_category",
-                "correlation_id": None,
-                "subject": {
-                    "record_id": KEYED,
-                    "id_type": "case_person_id",
-                    "national_id": None,
-                    "family_name": "nowak",
-                    "given_name": "zofia",
-                    "birth_date": date(1990, 5, 17),
-                    "sex": None,
-                    "postcode": "LS61AA",
-                },
-            },
-            "case_id": KEYED,
-            "household": [],
-            "details": {"source": "school"},
-        },
-    )
+    record = social_care_record()
+    record["envelope"] = {
+        **record["envelope"],  # type: ignore[dict-item]
+        "event_id": event_id,
+        "occurred_at": at,
+        "recorded_at": at,
+    }
+    return CODEC.encode(EVENT_SCHEMAS[Agency.SOCIAL_CARE], record)
 
 
 class Sent:

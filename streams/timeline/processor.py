@@ -22,7 +22,7 @@ from backbone.logging import get_logger
 from backbone.metrics import END_TO_END_SECONDS, EVENTS_IN, labelled
 from streams.framing.batched_table import BatchedTable
 from streams.framing.outbox import FrameOutbox
-from streams.framing.person_events import PersonEvent, decode_person_events
+from streams.framing.person_events import PersonEvent, Rejected, decode_person_events
 from streams.identity.messages import decode_change, encode_change
 from streams.operations.dead_letters import DeadLetters
 from streams.timeline.entries import timeline_entry
@@ -31,7 +31,6 @@ from streams.topology import Channels, Tables
 
 log = get_logger(__name__)
 PROCESSOR = "timeline"
-Rejected = list[tuple[bytes, str]]
 _NOTEWORTHY = {"merge": "timeline_merged", "split": "timeline_split", "erase": "timeline_erased"}
 
 
