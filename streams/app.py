@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import Any
 
 import faust
 
@@ -18,6 +19,7 @@ from streams.api.audit import AuditTrail
 from streams.api.coordinator import CoordinatorApi
 from streams.api.coordinator_page import serve_coordinator_page
 from streams.api.identity_pages import IdentityPages
+from streams.framing.changelog import TableChangelog
 from streams.framing.person_events import PersonEventsFanOut
 from streams.identity.processor import Identity
 from streams.operations.dead_letters import DeadLetters
@@ -35,6 +37,18 @@ from streams.topology import (
 )
 
 
+class WorkerApp(faust.App):
+    """Faust's app, stopping without waiting for events it will never finish."""
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        # On a stop Faust first waits until every event it fetched is acked, and after a
+        # rebalance one may never be (a message of the alerts topic, with both its agents
+        # idle): the worker hung on SIGTERM until it was killed. Unacked events are not
+        # committed, so whoever owns their partition next handles them; rebalances still wait.
+        if not self.should_stop:
+            await super()._consumer_wait_empty(consumer, logger)
+
+
 def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.App:
     """A Faust app with the identity, timeline, alert and alert lifecycle processors and the
     coordinator API.
@@ -44,7 +58,7 @@ def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.
     """
     if rules is None:
         rules = load_rules(settings.alert_rules_file)
-    app = faust.App(
+    app = WorkerApp(
         f"{settings.topic_prefix}-streams",
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
         store="rocksdb://" if settings.worker_store == "rocksdb" else "memory://",
@@ -66,7 +80,8 @@ def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.
     codec = AvroCodec(SchemaStore(settings.schemas_dir))
     topics = Topics(settings.topic_prefix)
     channels = declare_channels(app, topics, settings.partitions)
-    tables = declare_tables(app)
+    changelog = TableChangelog(settings.kafka_bootstrap, f"{settings.topic_prefix}-tables")
+    tables = declare_tables(app, changelog)
     dead_letters = DeadLetters(channels.dead_letter, codec)
     identity = Identity(channels, tables, codec, dead_letters, settings.partitions)
     app.on_partitions_assigned.connect(identity.index_outdated)
@@ -109,6 +124,7 @@ def create_app(settings: WorkerSettings, rules: RuleSet | None = None) -> faust.
         ),
         alert_clock_s=settings.alert_timer_interval_s,
         escalation_check_s=settings.alert_escalation_check_s,
+        changelog=changelog,
     )
     api = CoordinatorApi(
         app,

@@ -20,6 +20,8 @@ from mode import BaseSignalT
 
 from backbone.codec import AvroCodec
 from backbone.topics import Topics
+from streams.framing.batched_table import BatchedTable
+from streams.framing.changelog import TableChangelog
 from streams.framing.framer import Framer
 
 Handler = Callable[[faust.EventT[Any]], Awaitable[None]]
@@ -86,9 +88,15 @@ class Tables:
     alert_owners: Table
     alerts: Table
     delivery_log: Table
+    # The frames' table writes go through it (the worker's); without one, through Faust.
+    changelog: TableChangelog | None = None
+
+    def batched(self, table: Table) -> BatchedTable:
+        """The view of `table` that a frame's handler reads and writes."""
+        return BatchedTable(table, self.changelog)
 
 
-def declare_tables(app: faust.App) -> Tables:
+def declare_tables(app: faust.App, changelog: TableChangelog | None = None) -> Tables:
     """Every table of the worker (Faust creates each changelog topic)."""
 
     def table(name: str, partitions: int | None = None) -> Table:
@@ -112,15 +120,25 @@ def declare_tables(app: faust.App) -> Tables:
         alert_owners=table("alert-owners", 1),
         alerts=table("alerts", 1),
         delivery_log=table("delivery-log", 1),
+        changelog=changelog,
     )
 
 
-def agent(app: faust.App, source: faust.TopicT, name: str, handle: Handler) -> None:
-    """An agent that hands every message of `source` to `handle`, one at a time."""
+def agent(
+    app: faust.App,
+    source: faust.TopicT,
+    name: str,
+    handle: Handler,
+    changelog: TableChangelog | None,
+) -> None:
+    """An agent that hands every message of `source` to `handle`, one at a time, and takes
+    the next only once the broker has the table writes of this one (Faust may then commit)."""
 
     async def run(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
         async for event in stream.events():
             await handle(event)
+            if changelog is not None:
+                await changelog.delivered()
             yield None
 
     app.agent(source, name=name)(run)
@@ -153,6 +171,7 @@ def declare_agents(
     *,
     alert_clock_s: float,
     escalation_check_s: float,
+    changelog: TableChangelog | None = None,
 ) -> None:
     """Every agent and timer of the worker: its name, what it reads, what runs it."""
     for name, source, handle in (
@@ -166,7 +185,7 @@ def declare_agents(
         ("alerts-owners", channels.alerts, handlers.follow_alert_owners),
         ("alert-lifecycle", channels.alerts, handlers.apply_alert_step),
     ):
-        agent(app, source, name, handle)
+        agent(app, source, name, handle, changelog)
     app.timer(alert_clock_s, name="alerts-clock")(handlers.move_alert_clock)
     app.timer(escalation_check_s, name="alert-lifecycle-escalation")(handlers.escalate_alerts)
 

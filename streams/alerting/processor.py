@@ -37,7 +37,6 @@ from streams.alerting.framed import AlertFrames
 from streams.alerting.messages import Update, encode_update
 from streams.alerting.rules import RuleSet
 from streams.alerting.tracking import AlertTracker, Reaction
-from streams.framing.batched_table import BatchedTable
 from streams.framing.outbox import FrameOutbox
 from streams.framing.person_events import PersonEvent
 from streams.topology import Channels, Tables
@@ -61,7 +60,7 @@ class AlertProcessor:
     ) -> None:
         self.codec = codec
         views, deadlines, priors = batched = [
-            BatchedTable(table)
+            tables.batched(table)
             for table in (tables.alert_views, tables.alert_deadlines, tables.alert_priors)
         ]
         self.tracker = AlertTracker(

@@ -3,8 +3,9 @@
 Every write to a Faust table is a changelog message through Faust's producer (about 0.1 ms
 here), so a frame that touches a key many times must write it once: reads see the frame's own
 writes first, and `flush` writes each changed key (or deletes it) once. Kafka Streams' record
-cache does the same coalescing. `flush` must run while the frame is the current event: Faust
-writes a table's changelog on the partition of the event being processed.
+cache does the same coalescing. `flush` must run while the frame is the current event: a
+table's changelog is written on the partition of the event being processed. In the worker the
+writes go through a `TableChangelog` (librdkafka), not Faust's producer.
 
 Reads are cached too (absent keys included): a Faust table read is a RocksDB lookup and a JSON
 decode, tens of microseconds, and the resolver reads the same records and parents again and
@@ -17,7 +18,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator, MutableMapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
+
+from faust import current_event
+from faust.tables.base import Collection
+
+from streams.framing.changelog import TableChangelog
 
 _DELETED = object()
 CACHED_KEYS = 20_000
@@ -29,9 +35,15 @@ class BatchedTable(MutableMapping[str, Any]):
     # Every view, by identity (a mapping is unhashable), for `forget_all`.
     _views: ClassVar[weakref.WeakValueDictionary[int, BatchedTable]] = weakref.WeakValueDictionary()
 
-    def __init__(self, table: MutableMapping[str, Any], cached_keys: int = CACHED_KEYS) -> None:
+    def __init__(
+        self,
+        table: MutableMapping[str, Any],
+        changelog: TableChangelog | None = None,
+        cached_keys: int = CACHED_KEYS,
+    ) -> None:
         BatchedTable._views[id(self)] = self
         self.table = table
+        self._changelog = changelog
         self._pending: dict[str, Any] = {}
         self._cache: dict[str, Any] = {}  # key -> value as stored, or _DELETED if absent
         self._cached_keys = cached_keys
@@ -88,16 +100,30 @@ class BatchedTable(MutableMapping[str, Any]):
 
     def flush(self) -> int:
         """Write every changed key to the table once; returns how many were written."""
+        changes = [
+            (key, None if value is _DELETED else value)
+            for key, value in self._pending.items()
+            # Deleting an absent key would put a needless tombstone on the changelog.
+            if value is not _DELETED or self._may_hold(key)
+        ]
+        if self._changelog is None:
+            for key, value in changes:
+                if value is None:
+                    del self.table[key]
+                else:
+                    self.table[key] = value
+        else:
+            event = current_event()
+            assert event is not None, "a table is written while its frame is the current event"
+            self._changelog.write(cast(Collection, self.table), event.message.partition, changes)
         for key, value in self._pending.items():
-            if value is _DELETED:
-                if self._cache.get(key, self) is not _DELETED and key in self.table:
-                    del self.table[key]  # a tombstone on the changelog
-            else:
-                self.table[key] = value
             self._remember(key, value)
         written = len(self._pending)
         self._pending.clear()
         return written
+
+    def _may_hold(self, key: str) -> bool:
+        return self._cache.get(key, self) is not _DELETED and key in self.table
 
     def forget(self) -> None:
         """Drop the read cache: the store may have changed behind this view (a recovery)."""

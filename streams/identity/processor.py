@@ -99,23 +99,23 @@ class Identity:
         self.codec = codec
         self.dead_letters = dead_letters
         # record id (keyed hash) -> {"person_id", "fingerprint"}: the router's and the lookup's.
-        self.links = BatchedTable(tables.record_links)
+        self.links = tables.batched(tables.record_links)
         # The resolver's tables and the members of each person live on the one partition of
         # identity-input: every candidate is local, whichever worker holds that partition.
         self.state = ResolverState(
-            records=BatchedTable(tables.linkage_records),
+            records=tables.batched(tables.linkage_records),
             # In memory, rebuilt from linkage-records when partitions are (re)assigned: a
             # changelog of its own cost five Kafka writes per new record (README).
             blocks={},
-            national_ids=BatchedTable(tables.linkage_national_ids),
-            parents=BatchedTable(tables.linkage_parents),
-            person_national_ids=BatchedTable(tables.linkage_person_national_ids),
-            counters=BatchedTable(tables.linkage_counters),
-            apart=BatchedTable(tables.linkage_apart),
+            national_ids=tables.batched(tables.linkage_national_ids),
+            parents=tables.batched(tables.linkage_parents),
+            person_national_ids=tables.batched(tables.linkage_person_national_ids),
+            counters=tables.batched(tables.linkage_counters),
+            apart=tables.batched(tables.linkage_apart),
         )
-        self.members = BatchedTable(tables.linkage_members)
+        self.members = tables.batched(tables.linkage_members)
         # Possible matches waiting for a coordinator: review id (the record id) -> the case.
-        self.reviews = BatchedTable(tables.review_queue)
+        self.reviews = tables.batched(tables.review_queue)
         self.resolver = Resolver(state=self.state)
         self.index_current = False
         self.commands = IdentityCommands(self)
@@ -266,13 +266,15 @@ class Identity:
         for absorbed in decision.merged_person_ids:
             members = self._merge(absorbed, decision.person_id, decision.reason, members)
         self.send_decision(decision.record_id, decision.person_id, details)
+        link = {"record_id": decision.record_id, "agency": agency, **link_of(decision)}
+        # Sent for a record seen before too: a worker that died after writing the tables and
+        # before sending this left the timeline without it, and the frame comes here again.
+        self.send_change(decision.person_id, {"change": "link", "link": link})
         if decision.record_id in members and not decision.merged_person_ids:
             return  # a record seen before, on the person it already belongs to
         if decision.record_id not in members:
             members = [*members, decision.record_id]
         self.members[decision.person_id] = members
-        link = {"record_id": decision.record_id, "agency": agency, **link_of(decision)}
-        self.send_change(decision.person_id, {"change": "link", "link": link})
         if decision.outcome is Outcome.POSSIBLE_MATCH:
             self.reviews[decision.record_id] = {"review_id": decision.record_id, **link}
         log.info(

@@ -20,7 +20,6 @@ from backbone.errors import BadInput
 from backbone.frames import FramedEvent
 from backbone.logging import get_logger
 from backbone.metrics import END_TO_END_SECONDS, EVENTS_IN, labelled
-from streams.framing.batched_table import BatchedTable
 from streams.framing.outbox import FrameOutbox
 from streams.framing.person_events import PersonEvent, Rejected, decode_person_events
 from streams.identity.messages import decode_change, encode_change
@@ -51,8 +50,8 @@ class Timelines:
         self.table = tables.timelines
         # Month buckets `<person id>/<YYYY-MM>`, written on the person's partition.
         self.months = tables.timeline_months
-        self._heads = BatchedTable(self.table)
-        self._months = BatchedTable(self.months)
+        self._heads = tables.batched(self.table)
+        self._months = tables.batched(self.months)
         self.store = TimelineStore(self._heads, self._months)
         # One outbox per agent: the agents interleave at awaits, and each sends its own.
         self._moved_events = FrameOutbox(channels.identity_changes, partitions, codec)
