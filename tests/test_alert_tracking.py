@@ -119,6 +119,24 @@ def test_the_timer_decides_an_absence_from_the_wall_clock() -> None:
     assert "p" not in memory.tracker.deadlines
 
 
+def test_a_due_absence_is_sent_for_a_check_once_not_with_every_later_event() -> None:
+    tracker = alerting().tracker  # its checks are not delivered: the deadlines stay due
+    for person, discharged in (("p", day(1)), ("r", day(3))):
+        tracker.on_person_event(person, classified(case(f"c{person}", "case_opened", day(0))), {})
+        tracker.on_person_event(
+            person, classified(event(f"d{person}", "discharge", discharged)), {}
+        )
+    checks = []
+    for n in (9, 11):  # p's 7 days are over, then r's
+        reaction = tracker.on_person_event(
+            "q", classified(event(f"x{n}", "claim_applied", day(n))), {}
+        )
+        checks.append([f.person_id for f in reaction.forwards if f.update == {"kind": "check"}])
+
+    assert checks == [["p"], ["r"]]
+    assert tracker.due_persons() == ["p", "r"]  # the timer's sweep still lists every due one
+
+
 def test_published_steps_fit_the_alert_contract_and_repeat_their_ids() -> None:
     steps: list[dict[str, Any]] = []
     for _ in range(2):  # a replay of the same events publishes the same event ids

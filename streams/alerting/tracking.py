@@ -32,6 +32,7 @@ to where the pruned entries would be read again.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -157,6 +158,10 @@ class AlertTracker:
         self.watermark = EARLIEST
         # Unknown after a start: the first event sweeps the deadlines table once.
         self.next_due = EARLIEST
+        self._swept = False
+        # Every deadline stored since the last sweep, earliest first: an event finds the
+        # persons whose deadlines it made due here, not by reading the whole table again.
+        self._coming: list[tuple[datetime, str]] = []
 
     # Event time ---------------------------------------------------------------------------
     def observe(self, at: datetime) -> None:
@@ -177,9 +182,27 @@ class AlertTracker:
             times = [datetime.fromisoformat(d["due_at"]) for d in pending or []]
             if any(at <= self.watermark for at in times):
                 due.append(str(person_id))
-            upcoming += [at for at in times if at > self.watermark]
-        self.next_due = min(upcoming, default=LATEST)
+            upcoming += [(at, str(person_id)) for at in times if at > self.watermark]
+        heapq.heapify(upcoming)
+        self._coming, self._swept = upcoming, True
+        self.next_due = upcoming[0][0] if upcoming else LATEST
         return due
+
+    def newly_due(self) -> list[str]:
+        """Persons whose deadlines the watermark reached since the last sweep or call, each
+        once: a check already sent for a person is not sent again with every event."""
+        if not self._swept:
+            return self.due_persons()
+        reached: dict[str, None] = {}
+        while self._coming and self._coming[0][0] <= self.watermark:
+            reached[heapq.heappop(self._coming)[1]] = None
+        self.next_due = self._coming[0][0] if self._coming else LATEST
+        # A deadline checked, or moved by a merge, since it was stored is no longer due.
+        return [person_id for person_id in reached if self._has_due(person_id)]
+
+    def _has_due(self, person_id: str) -> bool:
+        pending = self.deadlines.get(person_id) or []
+        return any(datetime.fromisoformat(d["due_at"]) <= self.watermark for d in pending)
 
     # Inputs -------------------------------------------------------------------------------
     def on_person_event(self, person_id: str, entry: Entry, household: dict[str, str]) -> Reaction:
@@ -208,7 +231,7 @@ class AlertTracker:
             person_id, state, [entry] if added else [], joined, map_changed
         )
         if self.watermark >= self.next_due:
-            checks = [p for p in self.due_persons() if p != person_id]
+            checks = [p for p in self.newly_due() if p != person_id]
             reaction.forwards += [Forward(p, {"kind": "check"}) for p in checks]
         return reaction
 
@@ -358,6 +381,7 @@ class AlertTracker:
                 "anchor_event_id": deadline.anchor_event_id,
                 "due_at": deadline.due_at.isoformat(),
             }
+            heapq.heappush(self._coming, (deadline.due_at, person_id))
             self.next_due = min(self.next_due, deadline.due_at)
         self._store_deadlines(person_id, list(pending.values()))
 
