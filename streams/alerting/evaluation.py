@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
 
@@ -100,7 +100,7 @@ class RuleEngine:
         occurrence = Occurrence(view.person_id, arrived, event_time(arrived))
         for interest in self._interests:
             rule, leaves = interest.rule, interest.leaves_matching(arrived)
-            if not leaves and not rule.when.matches(arrived):
+            if not leaves and not interest.anchored_by(arrived):
                 continue
             if occurrence.at < watermark - rule.allowed_lateness:
                 outcome.too_late_for.append(rule.id)
@@ -112,7 +112,7 @@ class RuleEngine:
     def involves(self, entry: Entry) -> bool:
         """True if some rule looks at this event (as its anchor or in a condition)."""
         return any(
-            interest.rule.when.matches(entry) or interest.leaves_matching(entry)
+            interest.anchored_by(entry) or interest.leaves_matching(entry)
             for interest in self._interests
         )
 
@@ -135,13 +135,26 @@ class RuleEngine:
         return outcome
 
 
+Leaves = tuple[tuple[Condition, tuple[EventMatch, ...]], ...]
+
+
+@dataclass(frozen=True)
+class _Kinship:
+    """What an event of one type and agency may be to a rule, its details aside."""
+
+    anchor: bool  # the rule's `when` may match it
+    leaves: Leaves  # the leaf conditions that may look for it, with the matches that may
+
+
 @dataclass(frozen=True)
 class _Interest:
     """A rule's leaf conditions with the event matches each looks for, listed once: the
     engine asks of every event which leaves it could satisfy."""
 
     rule: Rule
-    leaves: tuple[tuple[Condition, tuple[EventMatch, ...]], ...]
+    leaves: Leaves
+    # Worked out once per event type and agency: most events need no look at their details.
+    _kinships: dict[tuple[str, str], _Kinship] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, rule: Rule) -> _Interest:
@@ -150,8 +163,28 @@ class _Interest:
     def leaves_matching(self, entry: Entry) -> list[Condition]:
         """The leaf conditions that look for this event (at some time around an anchor)."""
         return [
-            leaf for leaf, matches in self.leaves if any(match.matches(entry) for match in matches)
+            leaf
+            for leaf, matches in self._kinship(entry).leaves
+            if any(match.matches(entry) for match in matches)
         ]
+
+    def anchored_by(self, entry: Entry) -> bool:
+        """True if the event is one of the rule's anchors."""
+        return self._kinship(entry).anchor and self.rule.when.matches(entry)
+
+    def _kinship(self, entry: Entry) -> _Kinship:
+        kind = (entry["event_type"], entry["agency"])
+        kinship = self._kinships.get(kind)
+        if kinship is None:
+            leaves = (
+                (leaf, tuple(match for match in matches if match.may_match(*kind)))
+                for leaf, matches in self.leaves
+            )
+            kinship = self._kinships[kind] = _Kinship(
+                anchor=self.rule.when.may_match(*kind),
+                leaves=tuple((leaf, matches) for leaf, matches in leaves if matches),
+            )
+        return kinship
 
 
 def _anchors_touched(

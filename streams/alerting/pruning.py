@@ -46,13 +46,6 @@ def _same_value(entry: Entry, same: str | None) -> tuple[str, str]:
     return ("json", json.dumps(value, sort_keys=True, default=str))
 
 
-def _may_match(match: EventMatch, event_type: str, agency: str) -> bool:
-    """What `match.matches` checks before the details."""
-    return (not match.types or event_type in match.types) and (
-        not match.agencies or agency in match.agencies
-    )
-
-
 @dataclass(frozen=True)
 class _Roles:
     """What an event of one type and agency may be to the rules, its details aside."""
@@ -145,15 +138,15 @@ class Pruning:
         kind = (str(entry["event_type"]), str(entry["agency"]))
         roles = self._roles.get(kind)
         if roles is None:
-            kept = [match for match in self.kept if _may_match(match, *kind)]
+            kept = [match for match in self.kept if match.may_match(*kind)]
             roles = self._roles[kind] = _Roles(
                 always_kept=any(not match.where for match in kept),
                 kept=tuple(kept),
                 opens=tuple(
-                    i for i, state in enumerate(self.states) if _may_match(state.opened_by, *kind)
+                    i for i, state in enumerate(self.states) if state.opened_by.may_match(*kind)
                 ),
                 closes=tuple(
-                    i for i, state in enumerate(self.states) if _may_match(state.closed_by, *kind)
+                    i for i, state in enumerate(self.states) if state.closed_by.may_match(*kind)
                 ),
             )
         return roles

@@ -191,6 +191,12 @@ class EventMatch(RuleModel):
         checks = [f"{path}{check.describe()}" for path, check in self.where.items()]
         return f"{what} where {', '.join(checks)}" if checks else what
 
+    def may_match(self, event_type: str, agency: str) -> bool:
+        """True if an event of this type and agency matches, its details permitting."""
+        return (not self.types or event_type in self.types) and (
+            not self.agencies or agency in self.agencies
+        )
+
     def matches(self, entry: dict[str, Any]) -> bool:
         """True if the timeline entry is one of these events."""
         if self.types and entry["event_type"] not in self.types:
