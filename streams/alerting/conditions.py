@@ -6,10 +6,12 @@ whose window reaches past the watermark - is pending until a known event time.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from operator import attrgetter
 
 from streams.alerting.rules import Condition, OpenState, Window, detail
 from streams.alerting.view import Occurrence, PersonView
@@ -34,6 +36,7 @@ class Verdict:
 
 FAILS = Verdict(State.FAILS)
 ZERO = timedelta(0)
+_EVENT_TIME = attrgetter("at")
 
 
 @dataclass(frozen=True)
@@ -44,15 +47,25 @@ class Situation:
     anchor: Occurrence
     watermark: datetime
 
-    def in_scope(self, condition: Condition) -> list[Occurrence]:
-        """The events a condition looks at: the person's own, or the household members'."""
+    def in_reach(self, condition: Condition, window: Window | None) -> list[Occurrence]:
+        """The events a condition looks at (the person's own, or the household members', in
+        that order) that lie in the window around the anchor; bisected, as views keep long
+        histories."""
+        start = None if window is None else self.anchor.at - window.before
+        end = self.anchor.at + (window.after if window is not None else ZERO)
         if condition.scope == "household":
-            return list(self.view.member_events(condition.person_is))
-        return list(self.view.own_events)
+            timelines = self.view.member_timelines(condition.person_is)
+            return [o for events in timelines for o in _between(events, start, end)]
+        return list(_between(self.view.own_events, start, end))
 
-    def in_window(self, occurrence: Occurrence, window: Window | None) -> bool:
-        """True if the event lies in the window around the anchor."""
-        return in_window(self.anchor.at, occurrence.at, window)
+
+def _between(
+    events: tuple[Occurrence, ...], start: datetime | None, end: datetime
+) -> tuple[Occurrence, ...]:
+    """Of events in event-time order, those from `start` (None: the first) to `end`, both
+    included."""
+    low = 0 if start is None else bisect.bisect_left(events, start, key=_EVENT_TIME)
+    return events[low : bisect.bisect_right(events, end, key=_EVENT_TIME)]
 
 
 def in_window(anchor_at: datetime, at: datetime, window: Window | None) -> bool:
@@ -67,7 +80,8 @@ def decide(condition: Condition, situation: Situation) -> Verdict:
     if condition.any_of is not None:
         return _any_of([decide(inner, situation) for inner in condition.any_of])
     if condition.open is not None:
-        return _open(condition.open, situation.in_scope(condition), situation.anchor)
+        # An open state is read at the anchor's time: from every event up to it.
+        return _open(condition.open, situation.in_reach(condition, None))
     matching = _matching(condition, situation)
     if condition.exists is not None:
         return Verdict(State.HOLDS, matching) if matching else FAILS
@@ -79,11 +93,8 @@ def decide(condition: Condition, situation: Situation) -> Verdict:
 def _matching(condition: Condition, situation: Situation) -> tuple[Occurrence, ...]:
     match = condition.exists or condition.of or condition.absent
     assert match is not None  # the rule model guarantees one of them for these kinds
-    return tuple(
-        o
-        for o in situation.in_scope(condition)
-        if match.matches(o.entry) and situation.in_window(o, condition.within)
-    )
+    in_reach = situation.in_reach(condition, condition.within)
+    return tuple(o for o in in_reach if match.matches(o.entry))
 
 
 def _absent(
@@ -98,8 +109,7 @@ def _absent(
     return Verdict(State.HOLDS, due_at=window_end)
 
 
-def _open(state: OpenState, events: list[Occurrence], anchor: Occurrence) -> Verdict:
-    before = [o for o in events if o.at <= anchor.at]
+def _open(state: OpenState, before: list[Occurrence]) -> Verdict:
     openers = [o for o in before if state.opened_by.matches(o.entry)]
     closers = [o for o in before if state.closed_by.matches(o.entry)]
     still_open = tuple(opener for opener in openers if not _closed(opener, closers, state.same))

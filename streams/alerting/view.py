@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 Entry = dict[str, Any]
 Timeline = dict[str, Any]
@@ -25,9 +25,9 @@ def event_time(entry: Entry) -> datetime:
     return datetime.fromisoformat(entry["occurred_at"])
 
 
-@dataclass(frozen=True)
-class Occurrence:
-    """One event on somebody's timeline, with its event time parsed once."""
+class Occurrence(NamedTuple):
+    """One event on somebody's timeline, with its event time parsed once (a named tuple: a
+    view makes one per entry on every evaluation, at half a dataclass's cost)."""
 
     person_id: str
     entry: Entry
@@ -41,10 +41,15 @@ class Occurrence:
 
 def occurrences(person_id: str, timeline: Timeline) -> tuple[Occurrence, ...]:
     """A timeline's events as occurrences, in event-time order."""
-    found = (
+    found = [
         Occurrence(person_id, entry, event_time(entry)) for entry in timeline.get("events", [])
-    )
-    return tuple(sorted(found, key=lambda o: (o.at, o.event_id)))
+    ]
+    found.sort(key=_event_order)
+    return tuple(found)
+
+
+def _event_order(occurrence: Occurrence) -> tuple[datetime, str]:
+    return occurrence.at, str(occurrence.entry["event_id"])
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,16 @@ class PersonView:
 
     def member_events(self, person_is: Collection[str] | None) -> Iterator[Occurrence]:
         """Household members' events; with `person_is`, only members who list the person so."""
+        for events in self.member_timelines(person_is):
+            yield from events
+
+    def member_timelines(
+        self, person_is: Collection[str] | None
+    ) -> Iterator[tuple[Occurrence, ...]]:
+        """`member_events` member by member, each in event-time order."""
         for member_id, events in self._member_events.items():
             if person_is is None or self.role_for(member_id) in person_is:
-                yield from events
+                yield events
 
     def role_for(self, member_id: str) -> str | None:
         """What the person is to this member, as the member's household map records it."""
