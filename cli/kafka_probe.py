@@ -69,3 +69,28 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list[Record
         return records
     finally:
         consumer.close()
+
+
+def uncommitted(bootstrap: str, group: str, topics: list[str]) -> list[str]:
+    """The partitions of `topics` where `group` has not committed up to the high watermark,
+    each as `topic[partition]: committed of high` (empty when the group is caught up). Asks
+    the committed offsets only: it never subscribes, so it never joins the group."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    try:
+        wanted = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ]
+        behind = []
+        for committed in consumer.committed(wanted, timeout=10):
+            high = consumer.get_watermark_offsets(committed, timeout=10)[1]
+            if high > 0 and committed.offset < high:  # < 0: nothing committed
+                behind.append(
+                    f"{committed.topic}[{committed.partition}]: {committed.offset} of {high}"
+                )
+        return behind
+    finally:
+        consumer.close()

@@ -24,6 +24,7 @@ from backbone.errors import BadInput
 from backbone.frames import FramedEvent, decode_frame, encode_frame, frames_of
 from backbone.settings import REPO_ROOT, BackboneSettings
 from backbone.topics import Topics, delete_topics, ensure_topics
+from cli.kafka_probe import uncommitted
 from streams.framing.framer import Framer
 from tests.conftest import wait_until
 
@@ -228,20 +229,7 @@ def read_frames(bootstrap: str, topic: str, codec: AvroCodec) -> list[tuple[int,
 
 def committed_up_to_end(bootstrap: str, group: str, topics: list[str]) -> bool:
     """Whether `group` has committed every partition of `topics` at its high watermark."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        wanted = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ]
-        for tp in consumer.committed(wanted, timeout=10):
-            high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), 10)[1]
-            if tp.offset != high and not (tp.offset < 0 and high == 0):  # < 0: none committed
-                return False
-        return True
-    finally:
-        consumer.close()
+    return not uncommitted(bootstrap, group, topics)
 
 
 def check_framed(

@@ -39,7 +39,7 @@ from backbone.tokens import issue_token
 from backbone.topics import Topics
 from bench.load import burst
 from bench.mix import EVENTS_PER_RECORD, RECORDS_PER_PERSON, AgencyMix, BenchEvent
-from cli.kafka_probe import read_all
+from cli.kafka_probe import read_all, uncommitted
 from cli.processes import BackboneProcess, free_port, stop_all
 from simulators.population import PopulationSettings, generate
 from streams.identity.known_records import fingerprint
@@ -592,35 +592,14 @@ def behind(fleet: Fleet) -> list[str]:
         topics.identity_changes,
     ]
     prefix = fleet.deployment.prefix
-    lagging = []
-    for group, read in (
-        (f"{prefix}-framer", topics.all_agency_events()),
-        (f"{prefix}-streams", internal),
-    ):
-        # Asks the group's committed offsets only: never subscribes, so never joins it.
-        consumer = Consumer(
-            {
-                "bootstrap.servers": fleet.deployment.bootstrap,
-                "group.id": group,
-                "enable.auto.commit": False,
-            }
+    return [
+        f"{group} {where}"
+        for group, read in (
+            (f"{prefix}-framer", topics.all_agency_events()),
+            (f"{prefix}-streams", internal),
         )
-        try:
-            wanted = [
-                TopicPartition(topic, partition)
-                for topic in read
-                for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            ]
-            for committed in consumer.committed(wanted, timeout=10):
-                high = consumer.get_watermark_offsets(committed, timeout=10)[1]
-                if high > 0 and committed.offset < high:
-                    lagging.append(
-                        f"{group} {committed.topic}[{committed.partition}]:"
-                        f" {committed.offset} of {high}"
-                    )
-        finally:
-            consumer.close()
-    return lagging
+        for where in uncommitted(fleet.deployment.bootstrap, group, read)
+    ]
 
 
 def quiescent(fleet: Fleet) -> bool:

@@ -103,7 +103,6 @@ class TableChangelog:
                 self._failures.append(f"{len(self._producer)} messages unanswered in time")
                 break
             await asyncio.sleep(POLL_INTERVAL_S)
-        self._producer.poll(0)
         acknowledged, self._acknowledged = self._acknowledged, {}
         for tp, (store, offset) in acknowledged.items():
             store.set_persisted_offset(tp, offset)
