@@ -36,6 +36,11 @@ ALERTS_RAISED = Counter(
     "Alerts the alert processor raised (not the later matches absorbed into open alerts)",
     ["rule", "severity"],
 )
+ALERTS_WITHDRAWN = Counter(
+    "backbone_alerts_withdrawn_total",
+    "Open alerts the alert processor withdrew because a late event disproved them",
+    ["rule"],
+)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -171,7 +171,7 @@ def rules_check(rule_file: Path) -> None:
         click.echo(
             f"{rule.id} v{rule.version} {rule.name}: {rule.severity.value} -> "
             f"{', '.join(rule.notify)}; dedup {format_duration(rule.dedup)}, "
-            f"lateness {format_duration(rule.allowed_lateness)}"
+            f"lateness {format_duration(rule.allowed_lateness)}, decide {rule.decide.value}"
         )
         click.echo(f"  when {rule.when.describe()}")
         for condition in rule.conditions:
@@ -210,14 +210,18 @@ def rules_replay(rule_file: Path, since: datetime, config_file: Path | None) -> 
     rule_set = load_rules(rule_file)
     result = replay(settings, rule_set, since.replace(tzinfo=UTC))
     for alert in result.raised:
-        for line in describe(alert):
+        for line in describe(alert, result.withdrawn.get(alert.alert_id)):
             click.echo(line)
-    counts = result.per_rule()
+    counts, withdrawn = result.per_rule(), result.withdrawn_per_rule()
     for rule in rule_set.rules:
-        click.echo(f"{rule.id}: {counts.get(rule.id, 0)} alert(s)")
+        click.echo(
+            f"{rule.id}: {counts.get(rule.id, 0)} alert(s), "
+            f"{withdrawn.get(rule.id, 0)} of them withdrawn"
+        )
     click.echo(
-        f"{len(result.raised)} alert(s) would have been raised ({result.absorbed} later "
-        f"match(es) absorbed) from {result.replayed} of {result.read} events"
+        f"{len(result.raised)} alert(s) would have been raised, {len(result.withdrawn)} of "
+        f"them withdrawn later ({result.absorbed} later match(es) absorbed) from "
+        f"{result.replayed} of {result.read} events"
         + (f"; {result.undecodable} undecodable skipped" if result.undecodable else "")
     )
 

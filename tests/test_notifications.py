@@ -410,6 +410,38 @@ def test_each_recipient_gets_the_alert_once_across_restarts(
     asyncio.run(scenario())
 
 
+def test_a_withdrawal_is_told_once_to_those_who_received_the_alert_and_says_why(
+    smtp_server: tuple[int, MailRecorder],
+) -> None:
+    smtp_port, mailbox = smtp_server
+
+    async def scenario() -> None:
+        async with webhook_receiver(secret="the-receiver-expects-another") as refusing:
+            store: dict[str, str] = {}
+            sender = notifier(routing_to(refusing.url), smtp_port, store)
+            opened = await sender.notify(an_alert())
+            assert [r.outcome for r in opened] == [
+                DeliveryOutcome.DEAD_LETTERED,  # the webhook refused: that team never heard
+                DeliveryOutcome.DELIVERED,
+            ]
+            reason = "housing homelessness application closed of 2026-03-01 arrived late"
+            told = await sender.withdraw(an_alert(), reason)
+            again = await sender.withdraw(an_alert(), reason)
+            await sender.close()
+
+            assert [(r.recipient.kind, r.sent) for r in told] == [("email", True)]
+            assert [r.sent for r in again] == [False]
+            assert len(refusing.requests) == 1  # only the refused open notification
+            assert len(mailbox.messages) == 2
+            withdrawal = mailbox.messages[1]
+            assert "(withdrawn)" in str(withdrawal["Subject"])
+            text = withdrawal.get_payload(decode=True)
+            assert isinstance(text, bytes)
+            assert f"WITHDRAWN: {reason}".encode() in text
+
+    asyncio.run(scenario())
+
+
 class DiesBeforeRecording(dict[str, str]):
     """A log store whose worker dies between the confirmed send and the record."""
 

@@ -98,6 +98,7 @@ class Alert:
             person_id=self.person_id,
             anchor_at=self.anchor_at,
             event_ids=frozenset(event.event_id for event in self.explanation.events),
+            anchor_event_id=self.anchor_event_id,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -121,7 +122,8 @@ class Alert:
 
 @dataclass(frozen=True)
 class PriorAlert:
-    """An alert raised earlier, as dedup needs it; closed alerts suppress but do not absorb."""
+    """An alert raised earlier, as dedup and withdrawal need it: closed alerts suppress repeats
+    but do not absorb; a withdrawn one was false, so it suppresses only its own anchor."""
 
     alert_id: str
     rule_id: str
@@ -129,6 +131,20 @@ class PriorAlert:
     anchor_at: datetime
     event_ids: frozenset[str] = field(default_factory=frozenset)
     is_open: bool = True
+    # Unknown (None) for alerts stored before withdrawal existed: those are never withdrawn.
+    anchor_event_id: str | None = None
+    withdrawn: bool = False
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """An open alert that a late event disproved: judged again around its anchor with that
+    event on the timeline, the rule no longer holds."""
+
+    alert_id: str
+    rule_id: str
+    person_id: str
+    disproved_by: ExplainedEvent
 
 
 @dataclass(frozen=True)
@@ -157,5 +173,6 @@ class Outcome:
 
     raised: list[Alert] = field(default_factory=list)
     absorbed: list[Absorption] = field(default_factory=list)
+    withdrawn: list[Withdrawal] = field(default_factory=list)
     deadlines: list[Deadline] = field(default_factory=list)
     too_late_for: list[str] = field(default_factory=list)

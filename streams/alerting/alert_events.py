@@ -1,4 +1,5 @@
-"""The alert processor's steps on the alerts topic: `raised` and `absorbed` AlertEvents.
+"""The alert processor's steps on the alerts topic: `raised`, `absorbed` and `withdrawn`
+AlertEvents.
 
 Records follow the released contract `backbone.alerts.AlertEvent`, keyed by alert id. Event ids
 are uuid5 of the alert id and the step (and, for `absorbed`, the added event ids), so a replay
@@ -17,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from backbone.contracts import LegalBasis, Sensitivity
-from streams.alerting.alert import ALERT_NAMESPACE, Absorption, Alert, ExplainedEvent
+from streams.alerting.alert import ALERT_NAMESPACE, Absorption, Alert, ExplainedEvent, Withdrawal
 from streams.alerting.view import Entry
 
 # Least to most sensitive: an alert is as sensitive as its most sensitive event.
@@ -94,6 +95,35 @@ def absorbed_event(
         "note": f"{len(added)} more event(s) matched rule {absorption.rule_id}",
         "alert": None,
         "added_events": [_explained(event) for event in absorption.added],
+        "legal_basis": legal_basis,
+        "sensitivity": sensitivity,
+    }
+
+
+def withdrawal_reason(withdrawal: Withdrawal) -> str:
+    """Why an alert was withdrawn, in words, naming the event that disproved it."""
+    event = withdrawal.disproved_by
+    return (
+        f"{event.agency} {event.event_type.replace('_', ' ')} of {event.occurred_at} "
+        f"(event {event.event_id}) arrived late: with it, rule {withdrawal.rule_id} does not hold"
+    )
+
+
+def withdrawn_event(
+    withdrawal: Withdrawal, entries: Mapping[str, Entry], at: datetime
+) -> dict[str, Any]:
+    """The `withdrawn` AlertEvent: a late event disproved an open alert; it carries that event."""
+    event = withdrawal.disproved_by
+    legal_basis, sensitivity = classification([event.event_id], entries)
+    return {
+        "event_id": step_event_id(withdrawal.alert_id, "withdrawn"),
+        "alert_id": withdrawal.alert_id,
+        "change": "withdrawn",
+        "at": at,
+        "by": None,
+        "note": withdrawal_reason(withdrawal),
+        "alert": None,
+        "added_events": [_explained(event)],
         "legal_basis": legal_basis,
         "sensitivity": sensitivity,
     }

@@ -28,10 +28,11 @@ from streams.alerting.alert import (
     Explanation,
     Outcome,
     PriorAlert,
+    Withdrawal,
     alert_id_for,
 )
 from streams.alerting.conditions import ZERO, Situation, State, Verdict, combine, decide, looks_at
-from streams.alerting.rules import Condition, EventMatch, Rule, RuleSet
+from streams.alerting.rules import Condition, Decide, EventMatch, Rule, RuleSet
 from streams.alerting.view import Entry, Occurrence, PersonView, event_time
 
 _EVENT_TIME = attrgetter("at")
@@ -51,6 +52,14 @@ class Dedup:
         self.prior.append(alert.as_prior())
         return alert
 
+    def open_alerts(self, rule: Rule) -> list[PriorAlert]:
+        """The rule's open alerts that know their anchor (those a late event may disprove)."""
+        return [p for p in self.prior if p.rule_id == rule.id and p.is_open and p.anchor_event_id]
+
+    def withdraw(self, alert: PriorAlert) -> None:
+        """A withdrawn alert absorbs nothing and no longer keeps other anchors from firing."""
+        self.prior[self.prior.index(alert)] = replace(alert, is_open=False, withdrawn=True)
+
     def _same_situation(self, alert: Alert) -> PriorAlert | None:
         return next((p for p in self.prior if p.alert_id == alert.alert_id), None)
 
@@ -60,6 +69,7 @@ class Dedup:
             for p in self.prior
             if p.rule_id == rule.id
             and p.person_id == alert.person_id
+            and not p.withdrawn
             and abs(p.anchor_at - alert.anchor_at) <= rule.dedup
         ]
         # An open alert takes the match in; a closed one only keeps it from being sent again.
@@ -105,6 +115,8 @@ class RuleEngine:
             if occurrence.at < watermark - rule.allowed_lateness:
                 outcome.too_late_for.append(rule.id)
                 continue
+            # Before new matches: an alert withdrawn now no longer absorbs them.
+            _withdraw_disproved(rule, leaves, view, occurrence, watermark, dedup, outcome)
             for anchor in _anchors_touched(rule, leaves, view, occurrence):
                 _judge(rule, Situation(view, anchor, watermark), dedup, outcome)
         return outcome
@@ -211,8 +223,44 @@ def _reach_back(leaf: Condition) -> timedelta:
     return max(window.after, ZERO) if window is not None else ZERO
 
 
-def _judge(rule: Rule, situation: Situation, dedup: Dedup, outcome: Outcome) -> None:
+def _withdraw_disproved(
+    rule: Rule,
+    leaves: list[Condition],
+    view: PersonView,
+    arrived: Occurrence,
+    watermark: datetime,
+    dedup: Dedup,
+    outcome: Outcome,
+) -> None:
+    """Withdraw the rule's open alerts that the arrived event disproves: it lies in a window
+    of their anchor and, judged again with it on the timeline, the rule no longer holds."""
+    for alert in dedup.open_alerts(rule) if leaves else ():
+        assert alert.anchor_event_id is not None  # open_alerts keeps only those that know it
+        anchor = view.find(alert.anchor_event_id)
+        if anchor is None or not any(looks_at(leaf, anchor.at, arrived.at) for leaf in leaves):
+            continue
+        if _verdict(rule, Situation(view, anchor, watermark)).state is State.FAILS:
+            dedup.withdraw(alert)
+            disproof = ExplainedEvent.of(arrived)
+            outcome.withdrawn.append(Withdrawal(alert.alert_id, rule.id, alert.person_id, disproof))
+
+
+def _verdict(rule: Rule, situation: Situation) -> Verdict:
+    """All the rule's conditions around the anchor; with `decide: after_lateness`, pending
+    until the watermark has passed the anchor by the allowed lateness."""
     verdict = combine([decide(condition, situation) for condition in rule.conditions])
+    if rule.decide is Decide.AT_ONCE or verdict.state is State.FAILS:
+        return verdict
+    settled_at = situation.anchor.at + rule.allowed_lateness
+    if verdict.due_at is not None:
+        settled_at = max(settled_at, verdict.due_at)
+    if situation.watermark < settled_at:
+        return Verdict(State.PENDING, due_at=settled_at)
+    return verdict
+
+
+def _judge(rule: Rule, situation: Situation, dedup: Dedup, outcome: Outcome) -> None:
+    verdict = _verdict(rule, situation)
     if verdict.state is State.PENDING and verdict.due_at is not None:
         anchor = situation.anchor
         outcome.deadlines.append(

@@ -1,5 +1,6 @@
 """An alert's life: `open` -> `acknowledged` -> `resolved`, escalated once if nobody
-acknowledged it in time (alert-rules.md).
+acknowledged it in time; `withdrawn` instead when a late event disproved it while it was open
+or acknowledged (README, "Cross-agency alert rules").
 
 Pure: the alert processor decodes each AlertEvent on the alerts topic and folds it into the
 alert's state with `apply_change`; the API asks `refusal` before it asks for a change. A state
@@ -33,6 +34,7 @@ class Change(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     ESCALATED = "escalated"
     RESOLVED = "resolved"
+    WITHDRAWN = "withdrawn"
 
 
 class Status(StrEnum):
@@ -41,8 +43,11 @@ class Status(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    WITHDRAWN = "withdrawn"
 
 
+# Where an alert's life has ended: nothing changes it any more.
+ENDED = frozenset({Status.RESOLVED, Status.WITHDRAWN})
 # The fields of an alert in a list (api.md), in that order.
 SUMMARY_FIELDS = (
     "alert_id",
@@ -86,12 +91,12 @@ def refusal(state: Mapping[str, Any], change: Change) -> str | None:
     status = state["status"]
     if change is Change.ACKNOWLEDGED and status != Status.OPEN:
         return f"alert {state['alert_id']} is {status}: only an open alert can be acknowledged"
-    if change is Change.RESOLVED and status == Status.RESOLVED:
-        return f"alert {state['alert_id']} is resolved already"
+    if change in (Change.RESOLVED, Change.WITHDRAWN) and status in ENDED:
+        return f"alert {state['alert_id']} is {status} already"
     if change is Change.ESCALATED and (status != Status.OPEN or state["escalated"]):
         return f"alert {state['alert_id']} is {status}, escalated: {state['escalated']}"
-    if change is Change.ABSORBED and status == Status.RESOLVED:
-        return f"alert {state['alert_id']} is resolved: it absorbs no more matches"
+    if change is Change.ABSORBED and status in ENDED:
+        return f"alert {state['alert_id']} is {status}: it absorbs no more matches"
     return None
 
 
@@ -111,6 +116,12 @@ def apply_change(state: AlertState | None, step: Step) -> AlertState | None:
         changed["status"] = Status.RESOLVED.value
     elif step.change is Change.ESCALATED:
         changed["escalated"] = True
+    elif step.change is Change.WITHDRAWN:
+        changed["status"] = Status.WITHDRAWN.value
+        changed["explanation"] = {
+            **state["explanation"],
+            "disproved_by": [event.as_dict() for event in step.added_events],
+        }
     else:
         changed["explanation"] = _with_events(state["explanation"], step.added_events)
     return changed
@@ -142,9 +153,8 @@ def detail(state: Mapping[str, Any]) -> dict[str, Any]:
         "explanation": {
             "rule_id": explanation["rule_id"],
             "rule_version": explanation["rule_version"],
-            "events": [
-                {name: event[name] for name in EXPLAINED_FIELDS} for event in explanation["events"]
-            ],
+            "events": _explained(explanation["events"]),
+            "disproved_by": _explained(explanation.get("disproved_by", [])),
         },
         "history": [
             {name: entry[name] for name in ("change", "at", "by", "note")}
@@ -175,6 +185,10 @@ def alert_of(state: Mapping[str, Any]) -> Alert:
             tuple(ExplainedEvent(**event) for event in explanation["events"]),
         ),
     )
+
+
+def _explained(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{name: event[name] for name in EXPLAINED_FIELDS} for event in events]
 
 
 def _raised(step: Step) -> AlertState:

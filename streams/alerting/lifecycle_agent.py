@@ -1,5 +1,6 @@
 """The alert lifecycle processor: every AlertEvent on `<prefix>.alerts` folded into a table of
-alert states, escalation by a timer, and the notifications of raised and escalated alerts.
+alert states, escalation by a timer, and the notifications of raised, escalated and withdrawn
+alerts.
 
 The alerts topic has ONE partition: alerts are rare (hundreds a day), so one worker owns the
 whole state table and the API lists and filters alerts there (requests are routed to it).
@@ -184,9 +185,11 @@ class AlertLifecycle:
             sent = await self.notifier.notify(alert_of(state), "open")
         elif step.change is Change.ESCALATED and state["escalated"]:
             sent = await self.notifier.escalate(alert_of(state))
+        elif step.change is Change.WITHDRAWN and state["status"] == Status.WITHDRAWN:
+            sent = await self.notifier.withdraw(alert_of(state), step.note or "")
         else:
             return
-        _count(sent, "open" if step.change is Change.RAISED else "escalated")
+        _count(sent, "open" if step.change is Change.RAISED else step.change.value)
 
 
 def _count(notifications: list[Notification], stage: str) -> None:

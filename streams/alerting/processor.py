@@ -31,7 +31,7 @@ from backbone.contracts import ALERT_SCHEMA
 from backbone.errors import BadInput
 from backbone.frames import FramedEvent
 from backbone.logging import get_logger
-from backbone.metrics import ALERTS_RAISED
+from backbone.metrics import ALERTS_RAISED, ALERTS_WITHDRAWN
 from streams.alerting.evaluation import RuleEngine
 from streams.alerting.framed import AlertFrames
 from streams.alerting.messages import Update, encode_update
@@ -149,3 +149,5 @@ class AlertProcessor:
             log.info("alert_step", alert_id=alert_id, change=record["change"])
         for alert in reaction.raised:
             ALERTS_RAISED.labels(alert.rule_id, alert.severity).inc()
+        for withdrawal in reaction.withdrawn:
+            ALERTS_WITHDRAWN.labels(withdrawal.rule_id).inc()

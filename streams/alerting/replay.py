@@ -28,7 +28,8 @@ from backbone.errors import BadInput, TransientError
 from backbone.frames import FramedEvent, decode_frame
 from backbone.logging import get_logger
 from backbone.topics import Topics
-from streams.alerting.alert import Alert
+from streams.alerting.alert import Alert, Withdrawal
+from streams.alerting.alert_events import withdrawal_reason
 from streams.alerting.evaluation import RuleEngine
 from streams.alerting.rules import RuleSet
 from streams.alerting.tracking import AlertTracker, Reaction, compact_entry
@@ -56,6 +57,8 @@ class ReplayResult:
     """What the rules would have raised, and how much history was read."""
 
     raised: list[Alert] = field(default_factory=list)
+    # alert id -> the withdrawal of a raised alert that a later event disproved
+    withdrawn: dict[str, Withdrawal] = field(default_factory=dict)
     absorbed: int = 0
     read: int = 0
     replayed: int = 0
@@ -64,6 +67,10 @@ class ReplayResult:
     def per_rule(self) -> Counter[str]:
         """How many alerts each rule would have raised."""
         return Counter(alert.rule_id for alert in self.raised)
+
+    def withdrawn_per_rule(self) -> Counter[str]:
+        """How many of them a later event disproved, per rule."""
+        return Counter(withdrawal.rule_id for withdrawal in self.withdrawn.values())
 
 
 class InMemoryAlerting:
@@ -92,6 +99,7 @@ class InMemoryAlerting:
             current = pending.pop(0)
             self.result.raised += current.raised
             self.result.absorbed += len(current.absorbed)
+            self.result.withdrawn.update((w.alert_id, w) for w in current.withdrawn)
             for forward in current.forwards:
                 pending.append(self.tracker.on_update(forward.person_id, forward.update))
 
@@ -224,12 +232,16 @@ def replay(settings: AlertSettings, rules: RuleSet, since: datetime) -> ReplayRe
     return alerting.finish()
 
 
-def describe(alert: Alert) -> list[str]:
-    """How the replay prints one alert: rule, severity, person, anchor time, text, events."""
+def describe(alert: Alert, withdrawal: Withdrawal | None = None) -> list[str]:
+    """How the replay prints one alert: rule, severity, person, anchor time, text, events, and
+    the event that disproved it if it was withdrawn."""
     event_ids = ", ".join(event.event_id for event in alert.explanation.events)
-    return [
+    lines = [
         f"{alert.rule_id} {alert.severity} person={alert.person_id} "
         f"anchor_at={alert.anchor_at.isoformat()} alert_id={alert.alert_id}",
         f"  {alert.text}",
         f"  events: {event_ids}",
     ]
+    if withdrawal is not None:
+        lines.append(f"  withdrawn: {withdrawal_reason(withdrawal)}")
+    return lines

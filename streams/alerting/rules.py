@@ -67,6 +67,14 @@ TEXT_PLACEHOLDERS = frozenset(
 Scalar = str | int | float | bool
 
 
+class Decide(StrEnum):
+    """When a rule that holds fires: at once (and is withdrawn if a late event disproves it),
+    or only once no event inside its allowed lateness can come any more."""
+
+    AT_ONCE = "at_once"
+    AFTER_LATENESS = "after_lateness"
+
+
 class Severity(StrEnum):
     """How urgently a coordinator must look; also sets the escalation time."""
 
@@ -341,6 +349,7 @@ class Rule(RuleModel):
     notify: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]] = Field(min_length=1)
     dedup: Duration
     allowed_lateness: Duration = timedelta(days=7)
+    decide: Decide = Decide.AT_ONCE
     text: Annotated[str, AfterValidator(placeholders_known)] = Field(min_length=1)
 
     def leaves(self) -> list[Condition]:

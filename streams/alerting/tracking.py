@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streams.alerting.alert import Absorption, Alert, Deadline, Outcome, PriorAlert
-from streams.alerting.alert_events import absorbed_event, raised_event
+from streams.alerting.alert import Absorption, Alert, Deadline, Outcome, PriorAlert, Withdrawal
+from streams.alerting.alert_events import absorbed_event, raised_event, withdrawn_event
 from streams.alerting.evaluation import RuleEngine
 from streams.alerting.pruning import EARLIEST, Pruning
 from streams.alerting.view import Entry, PersonView, event_time
@@ -85,6 +85,7 @@ class Reaction:
     forwards: list[Forward] = field(default_factory=list)
     raised: list[Alert] = field(default_factory=list)
     absorbed: list[Absorption] = field(default_factory=list)
+    withdrawn: list[Withdrawal] = field(default_factory=list)
     # (alert id, backbone.alerts.AlertEvent record) for the alerts topic.
     alert_events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
@@ -119,6 +120,8 @@ def _prior_of(stored: dict[str, Any]) -> PriorAlert:
         anchor_at=datetime.fromisoformat(stored["anchor_at"]),
         event_ids=frozenset(stored["event_ids"]),
         is_open=stored["is_open"],
+        anchor_event_id=stored.get("anchor_event_id"),
+        withdrawn=stored.get("withdrawn", False),
     )
 
 
@@ -130,6 +133,8 @@ def _stored_prior(prior: PriorAlert) -> dict[str, Any]:
         "anchor_at": prior.anchor_at.isoformat(),
         "event_ids": sorted(prior.event_ids),
         "is_open": prior.is_open,
+        "anchor_event_id": prior.anchor_event_id,
+        "withdrawn": prior.withdrawn,
     }
 
 
@@ -349,7 +354,7 @@ class AlertTracker:
 
     def _take(self, person_id: str, view: PersonView, outcome: Outcome, reaction: Reaction) -> None:
         """Record what the engine decided and turn it into alert steps."""
-        if outcome.raised or outcome.absorbed:
+        if outcome.raised or outcome.absorbed or outcome.withdrawn:
             entries = {o.event_id: o.entry for o in (*view.own_events, *view.member_events(None))}
             at = self.clock()
             priors = {p["alert_id"]: p for p in self.priors.get(person_id) or []}
@@ -367,6 +372,12 @@ class AlertTracker:
                 reaction.absorbed.append(absorption)
                 record = absorbed_event(absorption, entries, at)
                 reaction.alert_events.append((absorption.alert_id, record))
+            for withdrawal in outcome.withdrawn:
+                prior = priors[withdrawal.alert_id]
+                priors[withdrawal.alert_id] = {**prior, "is_open": False, "withdrawn": True}
+                reaction.withdrawn.append(withdrawal)
+                record = withdrawn_event(withdrawal, entries, at)
+                reaction.alert_events.append((withdrawal.alert_id, record))
             self.priors[person_id] = list(priors.values())
         if outcome.deadlines:
             self._keep_deadlines(person_id, outcome.deadlines)

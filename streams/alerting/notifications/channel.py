@@ -18,18 +18,21 @@ from streams.alerting.notifications.routing import Recipient
 
 @dataclass(frozen=True)
 class Delivery:
-    """One notification: an alert's stage, to one recipient, under its delivery key."""
+    """One notification: an alert's stage, to one recipient, under its delivery key; `note`
+    says why, where the stage needs a reason (withdrawn)."""
 
     key: str
     stage: str
     alert: Alert
     recipient: Recipient
+    note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON a webhook receives (and a dead letter carries)."""
         return {
             "delivery_key": self.key,
             "stage": self.stage,
+            "note": self.note,
             "recipient": self.recipient.identity,
             "alert": self.alert.as_dict(),
         }

@@ -46,7 +46,8 @@ def compose(delivery: Delivery, sender: str) -> EmailMessage:
 
 def _body(delivery: Delivery) -> str:
     alert = delivery.alert
-    lines = [
+    lines = [f"WITHDRAWN: {delivery.note}", ""] if delivery.stage == "withdrawn" else []
+    lines += [
         alert.text,
         "",
         f"Alert {alert.alert_id} ({delivery.stage}), severity {alert.severity}",

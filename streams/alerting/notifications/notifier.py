@@ -58,21 +58,43 @@ class Notifier:
         contacts = self._routing.escalation_contacts(alert.teams)
         return await self._deliver_all(alert, "escalated", contacts)
 
+    async def withdraw(self, alert: Alert, reason: str) -> list[Notification]:
+        """Tell every recipient who received the alert (open or escalated) that it is
+        withdrawn, and why; nobody who was never told hears of it."""
+        told = [
+            recipient
+            for stage, recipients in (
+                ("open", self._routing.recipients_for(alert.teams)),
+                ("escalated", self._routing.escalation_contacts(alert.teams)),
+            )
+            for recipient in recipients
+            if self._log.outcome(delivery_key(alert.alert_id, stage, recipient))
+            is DeliveryOutcome.DELIVERED
+        ]
+        unique = list({recipient.identity: recipient for recipient in told}.values())
+        return await self._deliver_all(alert, "withdrawn", unique, reason)
+
     async def _deliver_all(
-        self, alert: Alert, stage: str, recipients: Iterable[Recipient]
+        self,
+        alert: Alert,
+        stage: str,
+        recipients: Iterable[Recipient],
+        note: str | None = None,
     ) -> list[Notification]:
         return list(
             await asyncio.gather(
-                *(self._deliver_once(alert, stage, recipient) for recipient in recipients)
+                *(self._deliver_once(alert, stage, recipient, note) for recipient in recipients)
             )
         )
 
-    async def _deliver_once(self, alert: Alert, stage: str, recipient: Recipient) -> Notification:
+    async def _deliver_once(
+        self, alert: Alert, stage: str, recipient: Recipient, note: str | None
+    ) -> Notification:
         key = delivery_key(alert.alert_id, stage, recipient)
         ended = self._log.outcome(key)
         if ended is not None:
             return Notification(recipient, key, ended, sent=False)
-        delivery = Delivery(key=key, stage=stage, alert=alert, recipient=recipient)
+        delivery = Delivery(key=key, stage=stage, alert=alert, recipient=recipient, note=note)
         outcome = await self._channels[recipient.kind].send(delivery)
         # Recorded only now, after the channel confirmed: a crash before this line re-sends
         # under the same key, and the receiver drops the repeat (see delivery_log).
