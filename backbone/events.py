@@ -49,6 +49,9 @@ class Envelope(Model):
     sensitivity: Sensitivity
     correlation_id: str | None = None
     subject: Subject
+    # The state a connector found when it first read its agency system (README, "Initial
+    # loads"): old news for the alert rules, not a change as it happened.
+    initial_load: bool = False
 
 
 class AgencyEvent(Model):

@@ -173,7 +173,7 @@ def rules_check(rule_file: Path) -> None:
             f"{', '.join(rule.notify)}; dedup {format_duration(rule.dedup)}, "
             f"lateness {format_duration(rule.allowed_lateness)}, decide {rule.decide.value}"
         )
-        click.echo(f"  when {rule.when.describe()}")
+        click.echo(f"  when {rule.describe_when()}")
         for condition in rule.conditions:
             click.echo(f"  and {condition.describe()}")
     click.echo(f"{rule_file}: {len(rule_set.rules)} rules ok")

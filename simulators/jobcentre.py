@@ -155,12 +155,20 @@ class CaseManagementSystem:
         )
 
     def impose_sanction(
-        self, sanction_id: int, jobseeker_id: int, reason: str, starts_on: date, pct: int
+        self,
+        sanction_id: int,
+        jobseeker_id: int,
+        reason: str,
+        starts_on: date,
+        pct: int,
+        *,
+        imposed_at: datetime | None = None,
     ) -> None:
+        """A sanction imposed now, or at `imposed_at` (a row the system has held for a while)."""
         self._connection.execute(
-            "insert into sanctions (id, jobseeker_id, reason, starts_on, reduction_pct)"
-            " values (%s, %s, %s, %s, %s)",
-            (sanction_id, jobseeker_id, reason, starts_on, pct),
+            "insert into sanctions (id, jobseeker_id, reason, starts_on, reduction_pct,"
+            " created_at) values (%s, %s, %s, %s, %s, coalesce(%s, now()))",
+            (sanction_id, jobseeker_id, reason, starts_on, pct, imposed_at),
         )
 
     def lift_sanction(self, sanction_id: int, ends_on: date) -> None:

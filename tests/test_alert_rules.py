@@ -459,6 +459,82 @@ def test_evaluating_the_same_situation_again_gives_the_same_alert_id() -> None:
     assert first.raised[0].as_dict()["explanation"]["rule_version"] == 1
 
 
+# Initial loads -------------------------------------------------------------------------------
+def initial(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry of an event a connector found at go-live (its initial load)."""
+    return {**entry, "initial_load": True}
+
+
+def test_the_state_found_at_go_live_anchors_no_alert_whatever_the_arrival_order() -> None:
+    p = AlertProcessor()
+    p.arrive("P1", initial(event("s1", "sanction_imposed", day(0))))
+    p.arrive("P1", initial(arrears("a1", day(45), 5.0)))
+    p.arrive("P2", initial(arrears("a2", day(45), 5.0)))
+    p.arrive("P2", initial(event("s2", "sanction_imposed", day(0))))
+    # A live event in the window of an anchor found at go-live does not raise it either.
+    p.arrive("P3", initial(arrears("a3", day(45), 5.0)))
+    p.arrive("P3", event("s3", "sanction_imposed", day(40)))
+    assert p.raised == []
+
+
+def test_the_state_found_at_go_live_still_completes_a_later_anchor() -> None:
+    p = AlertProcessor()
+    p.arrive("P1", initial(event("s1", "sanction_imposed", day(0))))
+    p.arrive("P1", initial(arrears("a1", day(45), 5.0)))
+    p.arrive("P1", arrears("a2", day(46), 8.0))  # the next night's export
+    # An application open at go-live, then a discharge.
+    p.arrive("P2", initial(homelessness("h1", "homelessness_application_opened", day(50))))
+    p.arrive("P2", event("d1", "discharge", day(52)))
+    # A case open at go-live, then a discharge with no follow-up.
+    p.arrive("P3", initial(case("c1", "case_opened", day(50))))
+    p.arrive("P3", event("d3", "discharge", day(52)))
+    p.advance(day(60))
+
+    assert [explained(a) for a in p.fired("R3")] == [["s1", "a2"]]
+    assert [explained(a) for a in p.fired("R1")] == [["h1", "d1"]]
+    assert [explained(a) for a in p.fired("R5")] == [["c1", "d3"]]
+
+
+OPTED_IN = """
+rules:
+  - id: R3
+    name: sanction-arrears-spiral
+    version: 2
+    when:
+      types: [arrears_threshold_crossed]
+      where: {tenancy.arrears_weeks: {at_least: 4}}
+    conditions:
+      - exists: [sanction_imposed]
+        within: {before: 60d}
+    severity: high
+    notify: [work-coaches]
+    dedup: 60d
+    fire_on_initial_load: FIRE
+    text: arrears after a sanction
+"""
+
+
+def test_a_rule_can_ask_to_fire_on_the_state_found_at_go_live(tmp_path: Path) -> None:
+    rules = parse_rules(OPTED_IN.replace("FIRE", "true"))
+    p = AlertProcessor(RuleEngine(rules))
+    p.arrive("P1", initial(event("s1", "sanction_imposed", day(0))))
+    p.arrive("P1", initial(arrears("a1", day(45), 5.0)))
+    assert [explained(a) for a in p.fired("R3")] == [["s1", "a1"]]
+
+    opted_in = tmp_path / "rules.yaml"
+    opted_in.write_text(OPTED_IN.replace("FIRE", "true"))
+    shown = CliRunner().invoke(main, ["rules", "check", str(opted_in)]).output
+    when = "when arrears_threshold_crossed where tenancy.arrears_weeks>=4 (initial loads too)"
+    assert f"  {when}\n" in shown
+    shipped = CliRunner().invoke(main, ["rules", "check", str(SHIPPED_RULES)]).output
+    assert "initial loads" not in shipped
+    with pytest.raises(RuleFileError) as caught:
+        parse_rules(OPTED_IN.replace("FIRE", "sometimes"))
+    assert caught.value.problems == [
+        "R3 fire_on_initial_load: Input should be a valid boolean, unable to interpret input"
+    ]
+
+
 # Rules are data ------------------------------------------------------------------------------
 def test_a_new_rule_of_an_existing_shape_needs_only_yaml() -> None:
     rules = parse_rules(

@@ -14,9 +14,11 @@ from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import ALERT_SCHEMA
 from backbone.settings import REPO_ROOT
 from streams.alerting import load_rules
+from streams.alerting.messages import decode_update, encode_update
 from streams.alerting.replay import InMemoryAlerting
-from streams.alerting.tracking import Reaction
-from tests.test_alert_rules import case, day, emergency, event, notice
+from streams.alerting.tracking import Reaction, compact_entry
+from tests.test_alert_rules import arrears, case, day, emergency, event, notice
+from tests.test_codec import social_care_record
 
 RULES = load_rules()
 CODEC = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))
@@ -88,6 +90,29 @@ def test_a_merged_persons_events_complete_a_pattern_on_the_survivor() -> None:
         "d1",
         "d2",
     }
+
+
+def test_views_mark_the_state_found_at_go_live_only_when_it_is() -> None:
+    live = social_care_record()
+    found = {**live, "envelope": {**live["envelope"], "initial_load": True}}  # type: ignore[dict-item]
+
+    assert "initial_load" not in compact_entry(live)
+    assert compact_entry(found) == {**compact_entry(live), "initial_load": True}
+
+
+def test_the_state_found_at_go_live_keeps_its_mark_through_a_merge() -> None:
+    memory = alerting()
+    found = {**classified(arrears("a1", day(45), 5.0)), "initial_load": True}
+    memory.feed("absorbed", found, {})
+    memory.feed("survivor", classified(event("s1", "sanction_imposed", day(40))), {})
+    [moved] = memory.tracker.on_merge("absorbed", "survivor").forwards
+    # The view travels to the survivor's partition as an AlertViewUpdate.
+    update = decode_update(CODEC, encode_update(CODEC, moved.update))
+    memory.carry_out(memory.tracker.on_update(moved.person_id, update))
+    assert raised(memory) == []  # the moved arrears were found at go-live: no anchor
+
+    memory.feed("survivor", classified(arrears("a2", day(46), 8.0)), {})
+    assert raised(memory) == [("R3", "survivor", {"s1", "a2"})]
 
 
 def test_a_resolved_alert_suppresses_repeats_but_absorbs_no_more() -> None:

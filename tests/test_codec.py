@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import avro.schema
+import fastavro
 import pytest
 from fastavro.schema import parse_schema, to_parsing_canonical_form
 
@@ -43,6 +45,7 @@ def social_care_record() -> dict[str, object]:
                 "sex": None,
                 "postcode": "LS61AA",
             },
+            "initial_load": False,
         },
         "case_id": KEYED,
         "household": [],
@@ -125,3 +128,13 @@ def test_events_written_with_a_released_version_decode_into_the_current_shape(
 
     assert decoded.record["team"] is None
     assert decoded.record["details"] == {"source": "school"}
+
+
+def test_an_event_written_before_initial_loads_were_marked_is_not_one(codec: AvroCodec) -> None:
+    name = EVENT_SCHEMAS[Agency.SOCIAL_CARE]
+    v1 = parse_schema(json.loads((SCHEMAS / "released" / f"{name}.v1.avsc").read_text()))
+    written = io.BytesIO()
+    written.write(MAGIC + schema_fingerprint(v1))
+    fastavro.schemaless_writer(written, v1, social_care_record())
+
+    assert codec.decode(written.getvalue()).record["envelope"]["initial_load"] is False

@@ -201,6 +201,8 @@ def test_the_first_snapshot_reports_every_tenancy_started(housing: Housing) -> N
     assert irish["national_id"] == housing.pseudonyms().national_id("QQ123456C")
     raw = b"".join(r.value for r in read_all(housing.deployment.bootstrap, housing.topic))
     assert b"A-PER-" not in raw and b"A-TEN-" not in raw and b"QQ" not in raw
+    # No snapshot before it at all: what the housing system held at go-live.
+    assert all(e["envelope"]["initial_load"] for e in events)
 
 
 def test_the_next_snapshot_emits_exactly_the_changes(housing: Housing) -> None:
@@ -254,6 +256,11 @@ def test_the_next_snapshot_emits_exactly_the_changes(housing: Housing) -> None:
     gone = by_id[housing.expected_id(NIGHT_2, refs[10], "tenancy_ended")]
     assert gone["tenancy"]["status"] == "ended"
     assert gone["tenancy"]["as_of"] == NIGHT_2
+    # Only the first night is the initial load; the newcomer is a real new tenancy.
+    assert {(e["snapshot_file"], e["envelope"]["initial_load"]) for e in events} == {
+        (first.name, True),
+        (second.name, False),
+    }
 
 
 def test_the_same_file_twice_emits_nothing(housing: Housing) -> None:
@@ -387,6 +394,8 @@ def test_a_connector_killed_mid_file_publishes_exactly_the_expected_ids_after_re
     }
     assert len(ids) >= len(tenancies)
     assert max(Counter(ids).values()) <= 2
+    # Read again from the start, the first file is still the initial load, before and after.
+    assert all(e["envelope"]["initial_load"] for e in housing.events())
 
 
 def test_with_markers_only_marked_files_are_taken_and_temporary_names_never(

@@ -178,8 +178,21 @@ def entry(event_id: str, *, record_id: str | None = RECORD) -> dict[str, Any]:
         },
         {"person_id": "P2", "change": "absorb", "timeline": {"events": [entry("e2")]}},
         {"person_id": "P2", "change": "absorb", "timeline": {"links": {RECORD: LINKS["split"]}}},
+        {
+            "person_id": "P2",
+            "change": "absorb",
+            "timeline": {"events": [{**entry("e3"), "initial_load": True}, entry("e4")]},
+        },
     ],
-    ids=["merge", "split", "erase", "absorb", "absorb events", "absorb links"],
+    ids=[
+        "merge",
+        "split",
+        "erase",
+        "absorb",
+        "absorb events",
+        "absorb links",
+        "absorb events of an initial load",
+    ],
 )
 def test_every_kind_of_identity_change_round_trips(change: dict[str, Any]) -> None:
     decoded = round_trip_change(change)
@@ -296,6 +309,7 @@ def test_every_kind_of_alert_view_update_round_trips() -> None:
             "watermark": "2025-01-01T00:00:00+00:00",
         },
         {"kind": "absorb", "from": "P1", "household": {}, "events": [], "members": {}},
+        {**member, "events": [{**e, "initial_load": True} for e in member["events"][:1]]},
         {"kind": "closed", "alert_id": "a-1"},
         {"kind": "check"},
     ]

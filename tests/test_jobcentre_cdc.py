@@ -19,12 +19,15 @@ import pytest
 
 from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import Agency
+from backbone.events import Subject
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
 from cli.kafka_probe import Record, message_count, read_all
 from cli.processes import BackboneProcess
-from connectors.jobcentre_cdc.mapping import EVENT_ID_NAMESPACE
+from connectors.jobcentre_cdc.changes import Change, Kind, snapshot_change
+from connectors.jobcentre_cdc.mapping import EVENT_ID_NAMESPACE, EventBuilder
+from connectors.jobcentre_cdc.tables import REFERENCE_COLUMNS, Table
 from simulators.jobcentre import (
     CaseManagementSystem,
     Jobseeker,
@@ -163,6 +166,8 @@ def test_the_snapshot_publishes_the_rows_that_existed_before(cdc: Cdc) -> None:
         2026, 9, 30, 10, tzinfo=UTC
     )
     assert by_type["sanction_imposed"]["sanction"]["reduction_pct"] == 20
+    # What the database held before the connector first started: its initial load.
+    assert all(e["envelope"]["initial_load"] for e in events)
 
 
 def test_inserts_updates_and_deletes_stream_in_commit_order(cdc: Cdc) -> None:
@@ -216,6 +221,38 @@ def test_inserts_updates_and_deletes_stream_in_commit_order(cdc: Cdc) -> None:
     assert events[-1]["claim"]["ended_on"] == date(2026, 12, 31)
     assert events[7]["sanction"]["reason"] == "missed appointment"  # the deleted row, whole
     assert len(read_all_keys(cdc, person.id)) == 10  # nothing else about this person
+    assert not any(e["envelope"]["initial_load"] for e in events)
+
+
+def test_only_the_snapshot_of_existing_rows_is_the_initial_load() -> None:
+    sanctions = Table(
+        "sanctions", "public", "sanctions", {c: c for c in REFERENCE_COLUMNS["sanctions"]}
+    )
+    row = {
+        "id": 3009,
+        "jobseeker_id": ZOFIA.id,
+        "reason": "missed appointment",
+        "starts_on": "2026-10-01",
+        "ends_on": "2026-10-29",
+        "reduction_pct": 20,
+        "created_at": "2026-10-01 09:30:00+00",
+    }
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    builder = EventBuilder(Pseudonymiser(b"k" * 32), "jobcentre-cms")
+    subject = Subject(record_id="a" * 64, id_type="jobseeker_id")
+
+    found = builder.events(snapshot_change(sanctions, row, at), subject)
+    inserted = builder.events(
+        Change(Kind.INSERT, sanctions, "0/16B3748", at, row, None, b""), subject
+    )
+
+    assert [(e.envelope.event_type, e.envelope.initial_load) for e in found] == [
+        ("sanction_imposed", True),
+        ("sanction_lifted", True),
+    ]
+    assert [(e.envelope.event_type, e.envelope.initial_load) for e in inserted] == [
+        ("sanction_imposed", False)
+    ]
 
 
 def read_all_keys(cdc: Cdc, jobseeker_id: int) -> list[Record]:

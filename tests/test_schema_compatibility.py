@@ -35,6 +35,11 @@ def schemas(tmp_path: Path) -> Path:
     return copy
 
 
+def latest_release(name: str) -> int:
+    """The newest released version of a topic schema (each compatible change adds one)."""
+    return SchemaStore(SCHEMAS).released_versions(name)[-1][0]
+
+
 def edit(schemas: Path, name: str, change: dict[str, object]) -> None:
     path = schemas / f"{name}.avsc"
     schema = json.loads(path.read_text())
@@ -50,7 +55,8 @@ def test_a_new_field_without_default_is_incompatible(schemas: Path) -> None:
     assert "region" in (broken.problem or "")
     result = CliRunner().invoke(main, ["schemas", "check", "--dir", str(schemas)])
     assert result.exit_code == 1
-    assert "backbone.health.HealthEvent: changed since v1: INCOMPATIBLE" in result.output
+    released = latest_release("backbone.health.HealthEvent")
+    assert f"backbone.health.HealthEvent: changed since v{released}: INCOMPATIBLE" in result.output
 
 
 def test_a_changed_field_type_is_incompatible(schemas: Path) -> None:
@@ -73,10 +79,11 @@ def test_a_new_field_with_a_default_is_compatible_and_can_be_released(schemas: P
     store = SchemaStore(schemas)
     report = {r.name: r for r in check_schemas(store)}["backbone.socialcare.SocialCareEvent"]
     assert report.changed and report.ok
+    following = latest_release("backbone.socialcare.SocialCareEvent") + 1
 
     written = release_schemas(store)
 
-    assert [p.name for p in written] == ["backbone.socialcare.SocialCareEvent.v2.avsc"]
+    assert [p.name for p in written] == [f"backbone.socialcare.SocialCareEvent.v{following}.avsc"]
     again = {r.name: r for r in check_schemas(SchemaStore(schemas))}
-    assert again["backbone.socialcare.SocialCareEvent"].released_version == 2
+    assert again["backbone.socialcare.SocialCareEvent"].released_version == following
     assert not again["backbone.socialcare.SocialCareEvent"].changed

@@ -25,7 +25,7 @@ from backbone.topics import Topics
 from streams.framing.batched_table import BatchedTable
 from streams.identity.messages import decode_change, encode_change
 from streams.operations.dead_letters import DeadLetters
-from streams.timeline.entries import Entry, iso, month_of
+from streams.timeline.entries import Entry, iso, month_of, timeline_entry
 from streams.timeline.pages import TimelineQuery, position, read_page
 from streams.timeline.processor import Timelines
 from streams.timeline.store import (
@@ -209,6 +209,14 @@ def test_a_merge_leaves_a_stub_and_moves_everything_to_the_survivor() -> None:
     assert ids(store.entries("B")) == ["a1", "late", "shared", "b1"]
     assert "rc" in store.heads["B"]["links"]
     assert store.heads["A"] == {"merged_into": "B"}
+
+
+def test_an_entry_is_marked_as_the_state_found_at_go_live_only_when_it_is() -> None:
+    live = social_care_record()
+    found = {**live, "envelope": {**live["envelope"], "initial_load": True}}  # type: ignore[dict-item]
+
+    assert "initial_load" not in timeline_entry(live)
+    assert timeline_entry(found) == {**timeline_entry(live), "initial_load": True}
 
 
 def test_a_long_history_moves_in_kafka_sized_absorb_changes() -> None:

@@ -2,7 +2,8 @@
 
 A tenancy new to the export is compared with an empty baseline (no arrears, no notice, no
 homelessness application), so a first snapshot reports tenancies started together with the
-arrears, notices and applications they already have.
+arrears, notices and applications they already have. The snapshot job marks those as the
+initial load (README, "Initial loads"); a tenancy new to a later export is a real new tenancy.
 """
 
 from __future__ import annotations

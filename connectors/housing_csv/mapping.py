@@ -63,9 +63,15 @@ def subject_of(state: TenancyState) -> Subject:
 
 
 def to_event(
-    state: TenancyState, change: Change, snapshot_file: str, source_system: str
+    state: TenancyState,
+    change: Change,
+    snapshot_file: str,
+    source_system: str,
+    *,
+    initial_load: bool,
 ) -> HousingEvent:
-    """The event for one change of one tenancy, as of the snapshot's date."""
+    """The event for one change of one tenancy, as of the snapshot's date; `initial_load` for
+    the changes of a first snapshot (compared with no previous one at all)."""
     return HousingEvent(
         envelope=Envelope(
             event_id=event_id_for(state.as_of, state.tenancy_id, change),
@@ -78,6 +84,7 @@ def to_event(
             legal_basis=LegalBasis.PUBLIC_TASK,
             sensitivity=Sensitivity.PERSONAL,
             subject=subject_of(state),
+            initial_load=initial_load,
         ),
         tenancy=Tenancy(
             tenancy_ref=state.tenancy_id,

@@ -2,7 +2,8 @@
 
 Events and dead letters are published through a bounded window; the job returns only when all
 of them were acknowledged by Kafka. Tonight's states are staged in the snapshot store as rows
-are read; the caller commits them only after that.
+are read; the caller commits them only after that. The events of a first snapshot (the store
+holds none yet) are the connector's initial load: what the housing system held at go-live.
 """
 
 from __future__ import annotations
@@ -57,17 +58,20 @@ class SnapshotJob:
         """Publish every change in `snapshot`; raises BadInput (header) or TransientError."""
         outcome = SnapshotOutcome()
         window = PublishWindow(self._settings.housing_publish_window)
+        # Nothing is applied before the first commit: a first file read again after a crash
+        # is still the initial load, with the same events.
+        initial_load = self._store.applied() is None
         self._store.start_staging()
         try:
             for row in read_snapshot(snapshot.path):
-                await self._row(snapshot, row, window, outcome)
+                await self._row(snapshot, row, initial_load, window, outcome)
                 if outcome.rows % CHECKPOINT_ROWS == 0:
                     self._store.checkpoint_staging()
                     await asyncio.sleep(0)
             for previous in self._store.disappeared():
                 ended = disappeared(previous, _night(snapshot))
                 if ended is not None:
-                    events = self._events(snapshot, ended[0], [ended[1]])
+                    events = self._events(snapshot, ended[0], [ended[1]], initial_load)
                     await self._publish(events, time.perf_counter(), window, outcome)
             await window.drain()
         except BaseException:
@@ -77,7 +81,12 @@ class SnapshotJob:
         return outcome
 
     async def _row(
-        self, snapshot: SnapshotFile, row: RawRow, window: PublishWindow, outcome: SnapshotOutcome
+        self,
+        snapshot: SnapshotFile,
+        row: RawRow,
+        initial_load: bool,
+        window: PublishWindow,
+        outcome: SnapshotOutcome,
     ) -> None:
         started = time.perf_counter()
         outcome.rows += 1
@@ -85,7 +94,8 @@ class SnapshotJob:
         try:
             state = state_of(parse_row(row.fields), self._runtime.pseudonyms)
             previous = self._store.previous(state.tenancy_id)
-            events = self._events(snapshot, state, changes(previous, state, self._thresholds))
+            found = changes(previous, state, self._thresholds)
+            events = self._events(snapshot, state, found, initial_load)
             if not self._store.stage(state):
                 raise BadInput("appears more than once in the snapshot", field="tenancy_ref")
         except BadInput as exc:
@@ -94,11 +104,14 @@ class SnapshotJob:
         await self._publish(events, started, window, outcome)
 
     def _events(
-        self, snapshot: SnapshotFile, state: TenancyState, found: list[Change]
+        self, snapshot: SnapshotFile, state: TenancyState, found: list[Change], initial_load: bool
     ) -> list[HousingEvent]:
-        source_system = self._settings.housing_source_system
+        source = self._settings.housing_source_system
         try:
-            return [to_event(state, change, snapshot.name, source_system) for change in found]
+            return [
+                to_event(state, change, snapshot.name, source, initial_load=initial_load)
+                for change in found
+            ]
         except ValidationError as exc:  # a value the event contract refuses: bad input too
             raise validation_problem(exc) from exc
 

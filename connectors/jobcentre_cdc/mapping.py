@@ -265,6 +265,8 @@ class EventBuilder:
                 legal_basis=LegalBasis.PUBLIC_TASK,
                 sensitivity=Sensitivity.PERSONAL,
                 subject=subject,
+                # The rows that existed when the connector first started: its initial load.
+                initial_load=change.kind is Kind.SNAPSHOT,
             ),
             claim=detail if isinstance(detail, Claim) else None,
             sanction=detail if isinstance(detail, Sanction) else None,

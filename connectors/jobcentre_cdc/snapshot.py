@@ -2,7 +2,8 @@
 
 The slot is created first with its snapshot exported; reading the tables in a REPEATABLE READ
 transaction that imports that snapshot sees precisely the data before the slot's first change,
-so snapshot and stream neither overlap nor leave a gap.
+so snapshot and stream neither overlap nor leave a gap. The events of the snapshot's rows are
+the connector's initial load (README, "Initial loads"); those of the stream are not.
 """
 
 from __future__ import annotations

@@ -211,6 +211,8 @@ def _anchors_touched(
     for anchor in events[bisect.bisect_left(events, earliest, key=_EVENT_TIME) :]:
         if not rule.when.matches(anchor.entry):
             continue
+        if anchor.entry.get("initial_load") and not rule.fire_on_initial_load:
+            continue  # the state found at go-live is old news (README, "Initial loads")
         if anchor.event_id == arrived.event_id or any(
             looks_at(leaf, anchor.at, arrived.at) for leaf in leaves
         ):

@@ -61,4 +61,7 @@ def _entry_of_record(record: dict[str, Any]) -> dict[str, Any]:
         details = orjson.loads(record["details"])
     except orjson.JSONDecodeError as exc:
         raise BadInput(f"not JSON: {exc}", field="events.details") from None
-    return {**record, "details": details}
+    entry = {**record, "details": details}
+    if not entry["initial_load"]:
+        del entry["initial_load"]  # views carry it only when true (compact_entry)
+    return entry

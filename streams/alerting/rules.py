@@ -14,6 +14,10 @@ window around the anchor:
   time (opened and not yet closed, by events carrying the same FIELD value if given);
 - `any_of: [CONDITION, ...]` - one of several conditions.
 
+An anchor that came with a connector's initial load (the state an agency system already held
+at go-live, README "Initial loads") raises no alert unless the rule says
+`fire_on_initial_load: true`; such events still count in conditions.
+
 A MATCH is `{types: [...], agencies: [...], where: {detail.path: FILTER}}` or just a list of
 event types. A FILTER is a value, a list of allowed values, or `{at_least: x, at_most: y}`.
 Durations are written `<n>m`, `<n>h`, `<n>d` or `<n>w`.
@@ -351,10 +355,20 @@ class Rule(RuleModel):
     allowed_lateness: Duration = timedelta(days=7)
     decide: Decide = Decide.AT_ONCE
     text: Annotated[str, AfterValidator(placeholders_known)] = Field(min_length=1)
+    fire_on_initial_load: bool = Field(
+        False,
+        description="an anchor from a connector's initial load (the state found at go-live) "
+        "raises the alert too; by default it does not, though it still counts in conditions",
+    )
 
     def leaves(self) -> list[Condition]:
         """Every leaf condition, through any_of."""
         return [leaf for condition in self.conditions for leaf in condition.leaves()]
+
+    def describe_when(self) -> str:
+        """The anchor in one line, for `backbone rules check`."""
+        when = self.when.describe()
+        return f"{when} (initial loads too)" if self.fire_on_initial_load else when
 
 
 class RuleSet(RuleModel):

@@ -62,6 +62,8 @@ def compact_entry(record: dict[str, Any]) -> Entry:
         **{key: entry[key] for key in ENTRY_FIELDS},
         "legal_basis": str(envelope["legal_basis"]),
         "sensitivity": str(envelope["sensitivity"]),
+        # Still a condition for later anchors; only when true, as on the timeline.
+        **({"initial_load": True} if "initial_load" in entry else {}),
     }
 
 

@@ -137,10 +137,13 @@ def entry_record(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def entry_of_record(record: dict[str, Any]) -> dict[str, Any]:
-    """The timeline entry dict; `record_id` only if it had one (older entries do not)."""
+    """The timeline entry dict; `record_id` only if it had one (older entries do not),
+    `initial_load` only when true (as timeline entries carry it)."""
     entry = {**record, "details": _json(record["details"], "details")}
     if entry["record_id"] is None:
         del entry["record_id"]
+    if not entry["initial_load"]:
+        del entry["initial_load"]
     return entry
 
 

@@ -49,11 +49,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def timeline_entry(record: dict[str, Any]) -> Entry:
-    """What a timeline shows of one event; `details` are the family fields of the event."""
+    """What a timeline shows of one event; `details` are the family fields of the event, and
+    `initial_load: true` marks the state a connector found at go-live (absent otherwise)."""
     envelope = record["envelope"]
     details = {key: value for key, value in record.items() if key not in ("envelope", "household")}
     what = envelope["event_type"].replace("_", " ")
-    return {
+    entry = {
         "event_id": envelope["event_id"],
         # The agency record it is about (keyed hash): a split moves the record's events.
         "record_id": envelope["subject"]["record_id"],
@@ -64,6 +65,10 @@ def timeline_entry(record: dict[str, Any]) -> Entry:
         "summary": f"{AGENCY_LABELS[envelope['agency']]}: {what}",
         "details": _jsonable(details),
     }
+    if envelope.get("initial_load"):
+        # Only when true: most entries are live changes, and every entry is stored.
+        entry["initial_load"] = True
+    return entry
 
 
 def insert_entry(entries: list[Entry], entry: Entry) -> bool:
