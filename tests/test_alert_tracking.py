@@ -14,7 +14,7 @@ from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import ALERT_SCHEMA
 from backbone.settings import REPO_ROOT
 from streams.alerting import load_rules
-from streams.alerting.replay import InMemoryAlerting
+from streams.alerting.in_memory import InMemoryAlerting
 from streams.alerting.tracking import Reaction
 from tests.test_alert_rules import case, day, emergency, event, notice
 
