@@ -7,12 +7,15 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from backbone.errors import BackboneError
 from backbone.settings import REPO_ROOT
+
+if TYPE_CHECKING:
+    from streams.alerting.rule_tests import Verdict
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
 POSTGRES_SCRIPT = REPO_ROOT / "deploy" / "postgres" / "postgres.sh"
@@ -157,8 +160,15 @@ def rules() -> None:
 
 @rules.command("check")
 @click.argument("rule_file", type=click.Path(dir_okay=False, path_type=Path))
-def rules_check(rule_file: Path) -> None:
-    """Validate a rule file and print its rules; exit 1 naming each rule and field in error."""
+@click.option(
+    "--with-tests",
+    is_flag=True,
+    help="Pass it only if its tests pass: the test files in <its directory>/tests/ that name it",
+)
+def rules_check(rule_file: Path, with_tests: bool) -> None:
+    """Validate a rule file and print its rules; exit 1 naming each rule and field in error
+    (with --with-tests: or each test that fails)."""
+    from streams.alerting.rule_tests import tests_naming
     from streams.alerting.rules import RuleFileError, format_duration, load_rules
 
     try:
@@ -176,7 +186,56 @@ def rules_check(rule_file: Path) -> None:
         click.echo(f"  when {rule.describe_when()}")
         for condition in rule.conditions:
             click.echo(f"  and {condition.describe()}")
-    click.echo(f"{rule_file}: {len(rule_set.rules)} rules ok")
+    passed = ""
+    if with_tests:
+        test_files = tests_naming(rule_file)
+        if not test_files:
+            click.echo(f"{rule_file}: refused: no test file in its tests/ names it", err=True)
+            sys.exit(1)
+        verdicts = _rule_tests(test_files)
+        failed = [verdict.name for verdict in verdicts if not verdict.ok]
+        if failed:
+            click.echo(
+                f"{rule_file}: refused: {len(failed)} test(s) failed: {'; '.join(failed)}",
+                err=True,
+            )
+            sys.exit(1)
+        passed = f", {len(verdicts)} tests passed"
+    click.echo(f"{rule_file}: {len(rule_set.rules)} rules ok{passed}")
+
+
+@rules.command("test")
+@click.argument("test_files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def rules_test(test_files: tuple[Path, ...]) -> None:
+    """Run rule test files (given events, expected alerts) through the alert processor's code;
+    one line per test; exit 1 if one fails, 2 if a test file is malformed."""
+    verdicts = _rule_tests(list(test_files))
+    failed = sum(not verdict.ok for verdict in verdicts)
+    click.echo(f"{len(verdicts)} test(s): {len(verdicts) - failed} ok, {failed} failed")
+    if failed:
+        sys.exit(1)
+
+
+def _rule_tests(paths: list[Path]) -> list[Verdict]:
+    """Load every test file (exit 2 naming each problem if one is malformed), run them and
+    print a line per test (and what was expected and raised, for a failure)."""
+    from streams.alerting.rule_tests import RuleTestFileError, load_test_file, run_file
+
+    loaded, malformed = [], False
+    for path in paths:
+        try:
+            loaded.append(load_test_file(path))
+        except RuleTestFileError as exc:
+            malformed = True
+            for problem in exc.problems:
+                click.echo(f"{exc.source}: {problem}", err=True)
+    if malformed:
+        sys.exit(2)
+    verdicts = [verdict for test_file in loaded for verdict in run_file(test_file)]
+    for verdict in verdicts:
+        for line in verdict.lines():
+            click.echo(line)
+    return verdicts
 
 
 @rules.command("replay")

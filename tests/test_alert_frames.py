@@ -34,8 +34,8 @@ from backbone.settings import REPO_ROOT
 from streams.alerting import load_rules, parse_rules
 from streams.alerting.evaluation import RuleEngine
 from streams.alerting.framed import AlertFrames
+from streams.alerting.in_memory import InMemoryAlerting
 from streams.alerting.pruning import Pruning
-from streams.alerting.replay import InMemoryAlerting
 from streams.alerting.rules import SHIPPED_RULES, RuleSet
 from streams.alerting.tracking import AlertTracker, Reaction
 from streams.framing.batched_table import BatchedTable

@@ -14,8 +14,8 @@ from backbone.codec import AvroCodec, SchemaStore
 from backbone.contracts import ALERT_SCHEMA
 from backbone.settings import REPO_ROOT
 from streams.alerting import load_rules
+from streams.alerting.in_memory import InMemoryAlerting
 from streams.alerting.messages import decode_update, encode_update
-from streams.alerting.replay import InMemoryAlerting
 from streams.alerting.tracking import Reaction, compact_entry
 from tests.test_alert_rules import arrears, case, day, emergency, event, notice
 from tests.test_codec import social_care_record

@@ -14,9 +14,9 @@ from backbone.contracts import ALERT_SCHEMA
 from backbone.settings import REPO_ROOT
 from streams.alerting import load_rules, parse_rules
 from streams.alerting.alert_events import raised_event
+from streams.alerting.in_memory import InMemoryAlerting
 from streams.alerting.lifecycle import Change, Status, apply_change, detail, refusal
 from streams.alerting.lifecycle_agent import step_of
-from streams.alerting.replay import InMemoryAlerting
 from tests.test_alert_rules import case, day, event, homelessness, notice
 from tests.test_alert_tracking import Clock, classified
 

@@ -4,11 +4,11 @@ Reads the frames of `<prefix>.person-events` from the earliest offset to the end
 at start (in memory: the partitions are merged by message timestamp, the order the worker met
 them, and each frame's events kept in order), and runs every event that occurred on or after
 the given date through `AlertTracker`, the same code the alert processor runs, with its stores
-in memory and its updates for other persons delivered at once. The merges identity made
-(identity-changes frames) are applied as they stand at the start: a merged person's events
-are replayed as the survivor's. Nobody is notified and nothing is written to Kafka. At the
-end, event time is moved to the wall clock as the worker's timer would, so absences that are
-due by now are decided too.
+in memory and its updates for other persons delivered at once (streams/alerting/in_memory.py).
+The merges identity made (identity-changes frames) are applied as they stand at the start: a
+merged person's events are replayed as the survivor's. Nobody is notified and nothing is
+written to Kafka. At the end, event time is moved to the wall clock as the worker's timer
+would, so absences that are due by now are decided too.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from __future__ import annotations
 import heapq
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
@@ -30,9 +29,9 @@ from backbone.logging import get_logger
 from backbone.topics import Topics
 from streams.alerting.alert import Alert, Withdrawal
 from streams.alerting.alert_events import withdrawal_reason
-from streams.alerting.evaluation import RuleEngine
+from streams.alerting.in_memory import InMemoryAlerting, Published
 from streams.alerting.rules import RuleSet
-from streams.alerting.tracking import AlertTracker, Reaction, compact_entry
+from streams.alerting.tracking import compact_entry
 from streams.alerting.view import event_time
 from streams.framing.person_events import household_of, person_of
 from streams.identity.messages import decode_change
@@ -53,55 +52,12 @@ class PersonEvent:
 
 
 @dataclass
-class ReplayResult:
+class ReplayResult(Published):
     """What the rules would have raised, and how much history was read."""
 
-    raised: list[Alert] = field(default_factory=list)
-    # alert id -> the withdrawal of a raised alert that a later event disproved
-    withdrawn: dict[str, Withdrawal] = field(default_factory=dict)
-    absorbed: int = 0
     read: int = 0
     replayed: int = 0
     undecodable: int = 0
-
-    def per_rule(self) -> Counter[str]:
-        """How many alerts each rule would have raised."""
-        return Counter(alert.rule_id for alert in self.raised)
-
-    def withdrawn_per_rule(self) -> Counter[str]:
-        """How many of them a later event disproved, per rule."""
-        return Counter(withdrawal.rule_id for withdrawal in self.withdrawn.values())
-
-
-class InMemoryAlerting:
-    """The alert tracker on dicts; updates for other persons are delivered at once, in order."""
-
-    def __init__(self, rules: RuleSet, lateness: timedelta, *, prune: bool = True) -> None:
-        self.tracker = AlertTracker(
-            RuleEngine(rules), views={}, deadlines={}, priors={}, lateness=lateness, prune=prune
-        )
-        self.result = ReplayResult()
-
-    def feed(self, person_id: str, entry: dict[str, object], household: dict[str, str]) -> None:
-        """One person event, as the processor's person-events agent takes it."""
-        self.carry_out(self.tracker.on_person_event(person_id, entry, household))
-
-    def finish(self) -> ReplayResult:
-        """Move event time to the wall clock (the worker's timer) and decide due absences."""
-        for person_id in self.tracker.advance_clock():
-            self.carry_out(self.tracker.on_update(person_id, {"kind": "check"}))
-        return self.result
-
-    def carry_out(self, reaction: Reaction) -> None:
-        """Collect the alerts and deliver the updates, and the updates those beget, in order."""
-        pending = [reaction]
-        while pending:
-            current = pending.pop(0)
-            self.result.raised += current.raised
-            self.result.absorbed += len(current.absorbed)
-            self.result.withdrawn.update((w.alert_id, w) for w in current.withdrawn)
-            for forward in current.forwards:
-                pending.append(self.tracker.on_update(forward.person_id, forward.update))
 
 
 def person_events(settings: AlertSettings, codec: AvroCodec) -> Iterator[PersonEvent | None]:
@@ -213,23 +169,25 @@ def replay(settings: AlertSettings, rules: RuleSet, since: datetime) -> ReplayRe
     """
     codec = AvroCodec(SchemaStore(settings.schemas_dir))
     merged = merges(settings, codec)
-    alerting = InMemoryAlerting(rules, timedelta(seconds=settings.alert_lateness_s))
+    result = ReplayResult()
+    alerting = InMemoryAlerting(rules, timedelta(seconds=settings.alert_lateness_s), result=result)
     for message in person_events(settings, codec):
-        alerting.result.read += 1
+        result.read += 1
         try:
             if message is None:
                 raise BadInput("not a person event")
             record = codec.decode(message.value).record
         except BadInput:
-            alerting.result.undecodable += 1
+            result.undecodable += 1
             continue
         entry = compact_entry(record)
         if event_time(entry) < since:
             continue
-        alerting.result.replayed += 1
+        result.replayed += 1
         household = {survivor_of(m, merged): role for m, role in message.household.items()}
         alerting.feed(survivor_of(message.person_id, merged), entry, household)
-    return alerting.finish()
+    alerting.finish()
+    return result
 
 
 def describe(alert: Alert, withdrawal: Withdrawal | None = None) -> list[str]:
