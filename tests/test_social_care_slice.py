@@ -351,6 +351,32 @@ def test_the_api_requires_a_token_and_a_purpose_and_audits_every_request(pipelin
     assert any(a["outcome"] == 404 and a["action"] == "GET /persons/lookup" for a in audit)
 
 
+def test_a_lookup_by_an_identifier_type_no_connector_sets_gets_400_naming_the_agencys(
+    pipeline: Slice,
+) -> None:
+    person = new_person()
+    assert pipeline.system.deliver(case_event(person)).status_code == 202
+    pipeline.person_id(person.case_person_id)
+
+    def lookup(agency: str, id_type: str) -> httpx.Response:
+        params = {"agency": agency, "id_type": id_type, "id": person.case_person_id}
+        return pipeline.api.get("/persons/lookup", params=params)
+
+    # The hospital's word for its identifier, asked of social care: not "nobody has it".
+    wrong = lookup("social_care", "MR")
+    assert wrong.status_code == 400, wrong.text
+    assert wrong.json() == {
+        "error": "invalid_parameter",
+        "detail": "id_type must be one of: case_person_id",
+    }
+    health = lookup("health", "nhs_number")
+    assert health.status_code == 400
+    assert health.json()["detail"] == "id_type must be one of: hospital_number"
+    assert lookup("social_care", "case_person_id").status_code == 200
+    # A right type and an identifier nobody has is still 404.
+    assert lookup("health", "hospital_number").status_code == 404
+
+
 def test_details_are_shown_only_to_roles_that_may_see_them(pipeline: Slice) -> None:
     person = new_person()
     assert pipeline.system.deliver(case_event(person, details={"note": "x"})).status_code == 202

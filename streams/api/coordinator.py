@@ -15,7 +15,8 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View, Web
 
-from backbone.contracts import Agency
+from backbone.contracts import Agency, check_id_type
+from backbone.errors import BadInput
 from backbone.metrics import exposition
 from backbone.pseudonyms import Pseudonymiser
 from backbone.tokens import Coordinator, InvalidToken, verify_token
@@ -101,10 +102,9 @@ class CoordinatorApi:
 
         async def answer(caller: Coordinator) -> Response:
             agency = _agency(required_parameter(request, "agency"))
+            id_type = _id_type(agency, required_parameter(request, "id_type"))
             record_id = self.pseudonyms.record_id(
-                agency.value,
-                required_parameter(request, "id_type"),
-                required_parameter(request, "id"),
+                agency.value, id_type, required_parameter(request, "id")
             )
             return await self.on_owner(
                 self.identity.links.table,
@@ -350,6 +350,15 @@ def _agency(value: str) -> Agency:
     except ValueError:
         allowed = ", ".join(agency.value for agency in Agency)
         raise ApiError(400, "invalid_parameter", f"agency must be one of {allowed}") from None
+
+
+def _id_type(agency: Agency, value: str) -> str:
+    # An identifier type no connector sets would only ever find nobody: say which exist.
+    try:
+        check_id_type(agency, value)
+    except BadInput as exc:
+        raise ApiError(400, "invalid_parameter", f"{exc.field} {exc.reason}") from None
+    return value
 
 
 def moment_of(request: Request, name: str) -> str | None:
