@@ -178,8 +178,9 @@ def entry(event_id: str, *, record_id: str | None = RECORD) -> dict[str, Any]:
         },
         {"person_id": "P2", "change": "absorb", "timeline": {"events": [entry("e2")]}},
         {"person_id": "P2", "change": "absorb", "timeline": {"links": {RECORD: LINKS["split"]}}},
+        {"person_id": "P3", "change": "absorb", "timeline": {"listed_by": {"P2": "child"}}},
     ],
-    ids=["merge", "split", "erase", "absorb", "absorb events", "absorb links"],
+    ids=["merge", "split", "erase", "absorb", "absorb events", "absorb links", "listed by"],
 )
 def test_every_kind_of_identity_change_round_trips(change: dict[str, Any]) -> None:
     decoded = round_trip_change(change)

@@ -444,6 +444,31 @@ def test_a_household_member_without_events_of_their_own_has_an_empty_timeline(
         assert answer.json()["events"] == []
 
 
+def test_each_side_of_a_household_reads_the_relationship_as_it_stands_to_it(
+    pipeline: Slice,
+) -> None:
+    mother, child, brother = new_person(given_name="Mira"), new_person(), new_person()
+    household = (Relative(mother, "parent"), Relative(brother, "sibling"))
+    assert pipeline.system.deliver(case_event(child, household=household)).status_code == 202
+    child_id = pipeline.person_id(child.case_person_id)
+
+    def household_of(case_person: CasePerson) -> list[dict[str, str]]:
+        """The person's household once it lists somebody (their own records list nobody)."""
+        person_id = pipeline.person_id(case_person.case_person_id)
+        deadline = time.monotonic() + 30.0
+        while True:
+            answer = pipeline.api.get(f"/persons/{person_id}/timeline")
+            if answer.status_code == 200 and answer.json()["household"]:
+                members: list[dict[str, str]] = answer.json()["household"]
+                return members
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.2)
+
+    assert sorted(m["relationship"] for m in household_of(child)) == ["parent", "sibling"]
+    assert household_of(mother) == [{"person_id": child_id, "relationship": "child"}]
+    assert household_of(brother) == [{"person_id": child_id, "relationship": "sibling"}]
+
+
 def test_the_coordinator_page_is_served_and_reads_only_through_the_api(pipeline: Slice) -> None:
     page = httpx.get(f"{pipeline.api.base_url}/ui/")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from backbone.contracts import CASE_PERSON_ID, EVENT_TYPES, Agency, LegalBasis, Sensitivity
 from backbone.events import Envelope, HouseholdMember, SocialCareEvent, Subject
+from backbone.household import Relationship
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 
 # Namespace of event ids derived from the case system's own event ids.
@@ -34,7 +34,7 @@ class Person(Body):
 
 
 class Relative(Person):
-    relationship: Literal["parent", "carer", "sibling", "other"]
+    relationship: Relationship  # what the member is to `person`
 
 
 class WebhookBody(Body):

@@ -26,6 +26,7 @@ from streams.identity.processor import Identity
 from streams.timeline.entries import iso
 from streams.timeline.pages import TimelineQuery, read_page
 from streams.timeline.processor import Timelines
+from streams.timeline.store import household_of_head
 
 Handler = Callable[[Web, Request, Coordinator], Awaitable[Response]]
 DEFAULT_LIMIT = 100
@@ -239,7 +240,7 @@ class CoordinatorApi:
                 "person_id": person_id,
                 "household": [
                     {"person_id": member, "relationship": relationship}
-                    for member, relationship in sorted(stored.get("household", {}).items())
+                    for member, relationship in sorted(household_of_head(stored).items())
                 ],
                 "events": [visible_entry(entry, caller) for entry in page],
                 "next_cursor": next_cursor,
