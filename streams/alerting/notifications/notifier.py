@@ -12,6 +12,7 @@ from backbone.errors import ConfigurationError
 from streams.alerting.alert import Alert
 from streams.alerting.notifications.channel import Channel, Delivery
 from streams.alerting.notifications.delivery_log import DeliveryLog, DeliveryOutcome, delivery_key
+from streams.alerting.notifications.delivery_status import delivery_statuses
 from streams.alerting.notifications.routing import ChannelKind, Recipient, Routing
 
 log = structlog.get_logger(__name__)
@@ -78,6 +79,13 @@ class Notifier:
         # under the same key, and the receiver drops the repeat (see delivery_log).
         self._log.record(key, outcome)
         return Notification(recipient, key, outcome, sent=True)
+
+    def deliveries(
+        self, alert_id: str, teams: Iterable[str], stages: Iterable[str]
+    ) -> list[dict[str, str]]:
+        """How each notification of the alert's stages stands, by team and recipient, as the
+        delivery log knows it (delivery_status.py)."""
+        return delivery_statuses(self._routing, self._log, alert_id, tuple(teams), stages)
 
     async def close(self) -> None:
         """Close every channel."""
