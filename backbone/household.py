@@ -14,10 +14,9 @@ reads as each side's own record says, whatever order the records arrive in.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, get_args
+from typing import Literal
 
 Relationship = Literal["parent", "child", "partner", "sibling", "carer", "cared_for", "other"]
-RELATIONSHIPS: tuple[Relationship, ...] = get_args(Relationship)
 _RECIPROCAL: dict[str, Relationship] = {
     "parent": "child",
     "child": "parent",

@@ -64,7 +64,9 @@ class _Mailbox:
         return "250 OK"
 
 
-def _webhook_handler(arrivals: _Arrivals, secret: bytes, base_url: str) -> type:
+def _webhook_handler(
+    arrivals: _Arrivals, secret: bytes, base_url: str
+) -> type[BaseHTTPRequestHandler]:
     class WebhookHandler(BaseHTTPRequestHandler):
         """Checks the signature, then keeps the delivery once per idempotency key."""
 
@@ -110,14 +112,15 @@ class TeamInboxes:
 
     def start(self) -> None:
         """Start both servers; they answer once this returns."""
-        self._smtp.start()
         self._webhook_thread.start()
+        self._smtp.start()
 
     def stop(self) -> None:
-        """Stop both servers and free their ports."""
+        """Stop both servers and free their ports (also after a start that failed half-way:
+        the mail server's port was taken)."""
         self._webhooks.shutdown()
         self._webhooks.server_close()
-        self._smtp.stop()
+        self._smtp.stop(no_assert=True)
 
     def received(self, alert_id: str) -> list[Received]:
         """Every notification of the alert that arrived, once each."""

@@ -125,8 +125,7 @@ class TimelineStore:
             return [Outcome.MOVED] * len(arrivals)
         head = stored or new_head()
         moved_records: dict[str, str] = head.get("moved_records", {})
-        before: Household = head.get("household", {})
-        household = before
+        household: Household = head.get("household", {})
         leaving: dict[str, list[Arrival]] = {}
         staying: list[Entry] = []
         decided: list[Outcome | None] = []
@@ -146,7 +145,7 @@ class TimelineStore:
             outcome or (Outcome.ADDED if next(new) else Outcome.DUPLICATE) for outcome in decided
         ]
         self._write_head(person_id, stored, {**head, "household": household, "months": months})
-        self._tell_members(person_id, before, household)
+        self._tell_members(person_id, head.get("household", {}), household)
         for moved_to, moved in leaving.items():
             self._move_arrivals(person_id, moved_to, moved)
         return outcomes
