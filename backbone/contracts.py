@@ -1,8 +1,11 @@
-"""The agencies, their event families and the Avro schema that carries each family."""
+"""The agencies, their event families, the Avro schema that carries each family, and the
+identifiers the agencies' records of a person carry."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from backbone.errors import BadInput
 
 
 class Agency(StrEnum):
@@ -117,3 +120,24 @@ EVENT_TYPES: dict[Agency, frozenset[str]] = {
         }
     ),
 }
+
+# The identifier a person's record carries at each agency (`Subject.id_type`): a record id is
+# the keyed hash of agency, identifier type and identifier, so the lookup and the erasure are
+# asked by the same three. The connectors set these; a name nobody sets finds nobody.
+HOSPITAL_NUMBER = "hospital_number"  # HL7 PID-3 of type MR
+JOBSEEKER_ID = "jobseeker_id"
+TENANT_REF = "tenant_ref"
+CASE_PERSON_ID = "case_person_id"
+ID_TYPES: dict[Agency, tuple[str, ...]] = {
+    Agency.HEALTH: (HOSPITAL_NUMBER,),
+    Agency.JOBCENTRE: (JOBSEEKER_ID,),
+    Agency.HOUSING: (TENANT_REF,),
+    Agency.SOCIAL_CARE: (CASE_PERSON_ID,),
+}
+
+
+def check_id_type(agency: Agency, id_type: str) -> None:
+    """BadInput naming the identifier types `agency`'s records carry, if `id_type` is not one."""
+    allowed = ID_TYPES[agency]
+    if id_type not in allowed:
+        raise BadInput(f"must be one of: {', '.join(allowed)}", field="id_type")

@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from backbone.contracts import EVENT_SCHEMAS, EVENT_TYPES, Agency, LegalBasis, Sensitivity
 from backbone.errors import BadInput
+from backbone.household import Relationship
 
 KeyedHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256, hex")]
 
@@ -158,7 +159,7 @@ class HousingEvent(AgencyEvent):
 # Social care ----------------------------------------------------------------------------------
 class HouseholdMember(Model):
     subject: Subject
-    relationship: Literal["parent", "carer", "sibling", "other"]
+    relationship: Relationship  # what the member is to the event's subject
 
 
 class SocialCareEvent(AgencyEvent):

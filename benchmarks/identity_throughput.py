@@ -31,7 +31,7 @@ import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from backbone.codec import AvroCodec, SchemaStore
-from backbone.contracts import Agency, LegalBasis, Sensitivity
+from backbone.contracts import HOSPITAL_NUMBER, Agency, LegalBasis, Sensitivity
 from backbone.events import Encounter, Envelope, HealthEvent, Subject
 from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import REPO_ROOT, BackboneSettings
@@ -49,8 +49,8 @@ def events(count: int, repeat: int, pseudonyms: Pseudonymiser, codec: AvroCodec)
     for number in range(count // repeat):
         family = "".join(chance.choice(SYLLABLES) for _ in range(4)).upper()
         subject = Subject(
-            record_id=pseudonyms.record_id("health", "MR", f"H{number:08d}"),
-            id_type="MR",
+            record_id=pseudonyms.record_id("health", HOSPITAL_NUMBER, f"H{number:08d}"),
+            id_type=HOSPITAL_NUMBER,
             family_name=family,
             given_name=chance.choice(GIVEN),
             birth_date=date(1930, 1, 1) + timedelta(days=chance.randrange(30000)),

@@ -1,9 +1,11 @@
 """`backbone demo`: everything running locally, with every agency's traffic and its results.
 
 Starts the local broker and PostgreSQL (if they are not running), a stream worker and the four
-connectors as child processes with fresh secrets and a fresh topic prefix; the simulators then
-play one family's month as the hospital, the jobcentre, housing and social care record it, and
-the demo prints the answers, the unified timelines, and where the API and the metrics are.
+connectors as child processes with fresh secrets and a fresh topic prefix, and the teams' mail
+server and webhook receiver the worker notifies; the simulators then play one family's month
+as the hospital, the jobcentre, housing and social care record it, and the demo prints the
+answers, the unified timelines, the alerts with what each recipient received, and where the
+API and the metrics are.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from backbone.tokens import issue_token
 from cli.processes import BackboneProcess, stop_all
 from simulators import hospital, housing, jobcentre, social_care
 from simulators.stories import Story, demo_story
+from simulators.team_inboxes import TeamInboxes
+from streams.alerting.notifications.routing import SAMPLE_ROUTING
 from streams.alerting.rules import SHIPPED_RULES, load_rules
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -36,6 +40,10 @@ POSTGRES_ADMIN_DSN = (
 WORKER_PORT = 6066
 WEBHOOK_PORT = 8081
 MLLP_PORT = 2575
+# The teams' end of the notifications: the SMTP relay the worker sends mail through, and the
+# port of the sample routing's webhook URLs (deploy/notifications/routing.yaml).
+SMTP_PORT = 8025
+TEAM_WEBHOOK_PORT = 8089
 # Each connector's /metrics and /health.
 CONNECTOR_METRICS_PORTS = {
     "social-care-webhook": 9101,
@@ -85,6 +93,7 @@ def run_demo(wait: bool) -> None:
     database = f"demo_{run_id}"
     started: list[Service] = []
     children: list[BackboneProcess] = []
+    inboxes: TeamInboxes | None = None
     try:
         for service in SERVICES:
             if not service.running():
@@ -95,9 +104,11 @@ def run_demo(wait: bool) -> None:
         _create_jobcentre_schema(dsn)
         secrets_ = {name: secrets.token_hex(32) for name in ("pseudonym", "webhook", "token")}
         env = _environment(run_id, logs, dsn, secrets_)
+        inboxes = TeamInboxes("127.0.0.1", SMTP_PORT, TEAM_WEBHOOK_PORT, secrets_["webhook"])
+        inboxes.start()
         _say("Starting the stream worker and the four agency connectors ...")
         children = _start_processes(env, logs)
-        _play_and_show(demo_story(), env, dsn, secrets_)
+        _play_and_show(demo_story(), env, dsn, secrets_, inboxes)
         _say_where(logs)
         if wait:
             _say("\nRunning. Press Ctrl-C to stop everything.")
@@ -108,6 +119,8 @@ def run_demo(wait: bool) -> None:
     finally:
         _say("Stopping ...")
         stop_all(children)
+        if inboxes is not None:
+            inboxes.stop()
         if SERVICES[1].running():
             jobcentre.drop_database(POSTGRES_ADMIN_DSN, database)
         for service in reversed(started):
@@ -127,11 +140,14 @@ def _environment(run_id: str, logs: Path, dsn: str, keys: dict[str, str]) -> dic
         "BACKBONE_PSEUDONYM_KEY": keys["pseudonym"],
         "BACKBONE_WEBHOOK_SECRET": keys["webhook"],
         "BACKBONE_TOKEN_SECRET": keys["token"],
-        # The sample routing's webhook secrets (deploy/notifications/routing.yaml).
+        # The sample routing (its webhook secrets), to the demo's mail server and receiver.
+        "BACKBONE_NOTIFY_ROUTING_FILE": str(SAMPLE_ROUTING),
         **{
             f"BACKBONE_NOTIFY_SECRET_{team}": keys["webhook"]
             for team in ("HEALTH", "SOCIAL_CARE", "HOUSING")
         },
+        "BACKBONE_NOTIFY_SMTP_HOST": "127.0.0.1",
+        "BACKBONE_NOTIFY_SMTP_PORT": str(SMTP_PORT),
         "BACKBONE_DATA_DIR": str(logs / "state"),
         "BACKBONE_WORKER_PORT": str(WORKER_PORT),
         "BACKBONE_WEBHOOK_PORT": str(WEBHOOK_PORT),
@@ -164,7 +180,9 @@ def _start_processes(env: dict[str, str], logs: Path) -> list[BackboneProcess]:
     return children
 
 
-def _play_and_show(story: Story, env: dict[str, str], dsn: str, keys: dict[str, str]) -> None:
+def _play_and_show(
+    story: Story, env: dict[str, str], dsn: str, keys: dict[str, str], inboxes: TeamInboxes
+) -> None:
     _play_social_care(story, keys["webhook"].encode())
     _play_hospital(story)
     _play_jobcentre(story, dsn)
@@ -183,7 +201,7 @@ def _play_and_show(story: Story, env: dict[str, str], dsn: str, keys: dict[str, 
     _say("\nUnified timelines (GET /persons/{id}/timeline):")
     for label, case_person_id in story.people.items():
         _print_timeline(api, label, case_person_id)
-    _say_alerts(api)
+    _say_alerts(api, inboxes)
     _say(f"\nA coordinator token for the API (role safeguarding_lead, every team):\n  {token}")
 
 
@@ -273,9 +291,10 @@ def _print_timeline(api: httpx.Client, label: str, case_person_id: str) -> None:
         _say(f"    {event['occurred_at'][:16]}  {event['summary']:<44} {event['event_id'][:8]}")
 
 
-def _say_alerts(api: httpx.Client, settle_s: float = 10.0) -> None:
-    """The alerts raised so far; alerts come a moment after the timelines, so wait until no
-    new one came for a while (absences due later are raised by the worker's timer)."""
+def _say_alerts(api: httpx.Client, inboxes: TeamInboxes, settle_s: float = 10.0) -> None:
+    """The alerts raised so far, and what each of their recipients received; alerts come a
+    moment after the timelines, so wait until no new one came for a while (absences due later
+    are raised by the worker's timer)."""
     alerts: list[dict[str, Any]] = []
     quiet_since = time.monotonic()
     while time.monotonic() - quiet_since < settle_s:
@@ -283,12 +302,35 @@ def _say_alerts(api: httpx.Client, settle_s: float = 10.0) -> None:
         answer = api.get("/alerts", params={"limit": 1000})
         if answer.status_code == 200 and len(answer.json()["alerts"]) > len(alerts):
             alerts, quiet_since = answer.json()["alerts"], time.monotonic()
-    _say("\nAlerts (GET /alerts):")
+    _say("\nAlerts (GET /alerts), each delivery's status (GET /alerts/{id}) and what arrived:")
     if not alerts:
         _say("  none")
     for alert in alerts:
         _say(f"  {alert['rule_id']} {alert['severity']:<7} {alert['status']:<12} {alert['text']}")
-        _say(f"     person {alert['person_id']}; notified: {', '.join(alert['teams'])}")
+        _say(f"     person {alert['person_id']}; teams: {', '.join(alert['teams'])}")
+        told = _deliveries(api, alert["alert_id"])
+        arrived = {
+            (r.channel, r.recipient): r.headline for r in inboxes.received(alert["alert_id"])
+        }
+        for channel, recipient, status in told:
+            headline = arrived.get((channel, recipient), "(nothing arrived)")
+            _say(f"     {channel:<7} {recipient:<50} {status:<8} {headline}")
+
+
+def _deliveries(
+    api: httpx.Client, alert_id: str, timeout_s: float = 30.0
+) -> list[tuple[str, str, str]]:
+    """The alert's deliveries (channel, recipient, status; a recipient of two teams once) once
+    none is still being tried, or as they stand after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = api.get(f"/alerts/{alert_id}")
+        deliveries = answer.json().get("deliveries", []) if answer.status_code == 200 else []
+        told = {(d["channel"], d["recipient"], d["status"]): None for d in deliveries}
+        ended = told and all(status != "retrying" for *_, status in told)
+        if ended or time.monotonic() > deadline:
+            return list(told)
+        time.sleep(0.3)
 
 
 def _say_dead_letters() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from backbone.codec import AvroCodec, SchemaStore
-from backbone.contracts import AUDIT_SCHEMA, ERASE, Agency
+from backbone.contracts import AUDIT_SCHEMA, ERASE, Agency, check_id_type
 from backbone.errors import BadInput, TransientError
 from backbone.frames import decode_frame
 from backbone.identity_commands import encode_command
@@ -51,6 +51,7 @@ def erase(
     resolver did not confirm within `timeout_s` (the command stays queued and will run)."""
     if agency not in {a.value for a in Agency}:
         raise BadInput(f"must be one of {', '.join(a.value for a in Agency)}", field="agency")
+    check_id_type(Agency(agency), id_type)
     if not reason.strip():
         raise BadInput("a reason is required", field="reason")
     pseudonyms = Pseudonymiser(settings.pseudonym_key.get_secret_value().encode())

@@ -304,7 +304,7 @@ def token(coordinator: str, teams: tuple[str, ...], role: str, ttl_s: int) -> No
 
 @main.command()
 @click.option("--agency", required=True, help="health, jobcentre, housing or social_care")
-@click.option("--id-type", required=True, help="The agency's identifier type, e.g. MR")
+@click.option("--id-type", required=True, help="The agency's identifier type, e.g. hospital_number")
 @click.option("--id", "local_id", required=True, help="The agency's identifier of the person")
 @click.option("--reason", required=True, help="Why (the erasure request's reference)")
 @click.option("--timeout", "timeout_s", default=60.0, show_default=True, help="Seconds to wait")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
+from backbone.contracts import CASE_PERSON_ID, HOSPITAL_NUMBER, JOBSEEKER_ID, TENANT_REF
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 
 
@@ -174,10 +175,10 @@ NICKNAMES = {  # the ones people use on forms; not the same list as the resolver
 POSTCODE_AREAS = ("LS", "M", "B", "BD", "S", "L", "NE", "SW", "E", "N", "CF", "G", "HU", "NG")
 INWARD_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
 AGENCIES = {  # agency -> (id type, share of records)
-    "health": ("hospital_number", 0.4),
-    "jobcentre": ("jobseeker_id", 0.2),
-    "housing": ("tenant_ref", 0.2),
-    "social_care": ("case_person_id", 0.2),
+    "health": (HOSPITAL_NUMBER, 0.4),
+    "jobcentre": (JOBSEEKER_ID, 0.2),
+    "housing": (TENANT_REF, 0.2),
+    "social_care": (CASE_PERSON_ID, 0.2),
 }
 FIRST_DAY = date(2015, 1, 1)
 LAST_DAY = date(2025, 12, 31)

@@ -38,7 +38,7 @@ class CasePerson:
 @dataclass(frozen=True)
 class Relative:
     person: CasePerson
-    relationship: str  # parent | carer | sibling | other
+    relationship: str  # what the relative is to the case person: parent, child, partner, ...
 
 
 @dataclass(frozen=True)

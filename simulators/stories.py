@@ -101,7 +101,7 @@ def _social_care(now: datetime, mother: CasePerson, child: CasePerson) -> list[S
         now - timedelta(days=10),
         "CASE-78",
         mother,
-        (Relative(child, "other"),),
+        (Relative(child, "child"),),
         {"outcome": "carer support"},
     )
     repeated_key = str(uuid.uuid4())

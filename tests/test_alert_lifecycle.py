@@ -645,3 +645,34 @@ def test_every_alert_request_is_audited(lifecycle: Lifecycle) -> None:
     assert ("POST /alerts/{id}/acknowledge", 200, "ann") in outcomes
     assert ("GET /alerts/{id}", 403, "ann") in outcomes
     assert all(a["purpose"] == "case_management" for a in audited())
+
+
+def test_one_alert_shows_who_was_told_sent_at_a_working_endpoint_failed_at_a_refusing_one(
+    lifecycle: Lifecycle,
+) -> None:
+    alert_id = str(uuid.uuid4())
+    raised = raised_event(alert_id, "high", "team-a", "R1")
+    raised["alert"]["teams"] = ["team-a", "team-c"]
+    lifecycle.producer.produce(
+        lifecycle.topics.alerts, key=alert_id.encode(), value=CODEC.encode(ALERT_SCHEMA, raised)
+    )
+    assert lifecycle.producer.flush(10) == 0
+    told: list[tuple[str, str, str, str]] = []
+
+    def all_ended() -> bool:
+        answer = lifecycle.get(f"/alerts/{alert_id}")
+        if answer.status_code != 200:
+            return False
+        told[:] = [
+            (d["team"], d["channel"], d["recipient"], d["status"])
+            for d in answer.json()["deliveries"]
+        ]
+        return bool(told) and all(status != "retrying" for *_, status in told)
+
+    wait_until(all_ended, 30, "every delivery of the alert to end")
+    assert told == [
+        ("team-a", "webhook", lifecycle.webhook.url, "sent"),
+        ("team-a", "email", "team-a@example.org", "sent"),
+        ("team-c", "webhook", f"http://127.0.0.1:{lifecycle.webhook.port}/refuse", "failed"),
+    ]
+    assert {d["stage"] for d in lifecycle.alert(alert_id)["deliveries"]} == {"open"}

@@ -27,7 +27,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from backbone.codec import AvroCodec, SchemaStore
-from backbone.contracts import ALERT_SCHEMA, Agency, LegalBasis, Sensitivity
+from backbone.contracts import ALERT_SCHEMA, ID_TYPES, Agency, LegalBasis, Sensitivity
 from backbone.events import (
     AgencyEvent,
     Encounter,
@@ -91,8 +91,10 @@ class Agencies:
     def subject(self, person: Person, agency: Agency) -> Subject:
         pseudonyms = Pseudonymiser(self.deployment.pseudonym_key.encode())
         return Subject(
-            record_id=pseudonyms.record_id(agency.value, "local", person.local_id(agency)),
-            id_type="local",
+            record_id=pseudonyms.record_id(
+                agency.value, ID_TYPES[agency][0], person.local_id(agency)
+            ),
+            id_type=ID_TYPES[agency][0],
             national_id=pseudonyms.national_id(person.national_id) if person.national_id else None,
             family_name=normalise_text(person.family),
             given_name=normalise_text(person.given),
@@ -263,7 +265,11 @@ class Backbone:
 
     def person_id(self, person: Person, agency: Agency) -> str:
         """The resolved person id of the person's record at this agency."""
-        params = {"agency": agency.value, "id_type": "local", "id": person.local_id(agency)}
+        params = {
+            "agency": agency.value,
+            "id_type": ID_TYPES[agency][0],
+            "id": person.local_id(agency),
+        }
         found: list[str] = []
 
         def resolved() -> bool:

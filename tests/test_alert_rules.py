@@ -243,6 +243,23 @@ def test_r2_fires_for_a_child_protection_plan_and_an_eviction_warrant() -> None:
     assert [a.person_id for a in p.fired("R2")] == ["DAD"]
 
 
+def test_r2_reads_a_household_only_the_tenants_own_record_lists_from_the_childs_side() -> None:
+    p = AlertProcessor()
+    # Only the tenants' records name the children: each child reads them as parent or carer.
+    p.lists("MUM", "CHILD", "child")
+    p.lists("GRAN", "GRANDCHILD", "cared_for")
+    p.lists("BROTHER", "SISTER", "sibling")
+    for child, tenant, n in (
+        ("CHILD", "MUM", 1),
+        ("GRANDCHILD", "GRAN", 2),
+        ("SISTER", "BROTHER", 3),
+    ):
+        p.arrive(child, case(f"c{n}", "case_opened", day(1), case_id=f"{n}" * 64))
+        p.arrive(tenant, notice(f"n{n}", day(3)))
+    # A sibling is neither parent nor carer: R2 is not for them.
+    assert sorted(a.person_id for a in p.fired("R2")) == ["GRAN", "MUM"]
+
+
 def test_r2_near_misses_do_not_fire() -> None:
     p = AlertProcessor()
     # Case already closed before the notice.

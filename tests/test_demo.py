@@ -1,8 +1,9 @@
 """The README's demo command does its job: every agency's traffic in, one family's unified
-timelines out, and Ctrl-C stops everything it started."""
+timelines out, the alerts' recipients really told, and Ctrl-C stops everything it started."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -12,6 +13,8 @@ import sys
 import time
 
 from backbone.settings import REPO_ROOT
+
+HOOKS = "http://127.0.0.1:8089/hooks"  # deploy/notifications/routing.yaml
 
 
 def read_until(process: subprocess.Popen[str], marker: str, timeout_s: float) -> str:
@@ -26,6 +29,20 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout_s: float) ->
         if marker in line:
             return "".join(seen)
     raise AssertionError(f"demo never printed {marker!r}:\n{''.join(seen)[-3000:]}")
+
+
+def received(alerts: str, rule: str) -> set[tuple[str, str, str, str]]:
+    """Under one alert: each recipient's channel, address, status and what arrived (its first
+    two words: severity and rule)."""
+    start = re.search(rf"^  {rule} ", alerts, re.MULTILINE)
+    assert start is not None, f"no {rule} alert"
+    # The alert's line and its person's, then one line per recipient.
+    lines = alerts[start.start() :].splitlines()[2:]
+    found = set()
+    for line in itertools.takewhile(lambda line: line.startswith("     "), lines):
+        channel, recipient, status, *headline = line.split()
+        found.add((channel, recipient, status, " ".join(headline[:2])))
+    return found
 
 
 def summaries(section: str) -> list[str]:
@@ -62,7 +79,8 @@ def test_the_demo_joins_up_all_four_agencies_and_stops_cleanly_on_ctrl_c(
         "Health: attendance",
         "Social care: safeguarding concern",
     ]
-    assert "household: parent" in daniel
+    # Each side of the family reads the relationship as it stands to them.
+    assert "household: parent" in daniel and "household: child" in grace
     # One person across four agencies, linked by the keyed national identifier.
     seen = summaries(grace)
     assert seen[:3] + seen[5:6] + seen[8:] == [
@@ -83,11 +101,31 @@ def test_the_demo_joins_up_all_four_agencies_and_stops_cleanly_on_ctrl_c(
     ]
     raised = sorted(re.findall(r"^  (R\d) (urgent|high|warning)", alerts, re.MULTILINE))
     assert raised == [("R1", "high"), ("R2", "urgent"), ("R6", "urgent")]
+    # Every recipient the sample routing names for the alerts' teams received its notification
+    # at the demo's mail server or webhook receiver, and the API says it was sent.
+    told = {rule: received(alerts, rule) for rule, _severity in raised}
+    assert told == {
+        "R1": {
+            ("webhook", f"{HOOKS}/hospital-discharge", "sent", "[high] R1"),
+            ("email", "discharge-team@hospital.example.org", "sent", "[high] R1"),
+            ("email", "housing-options@council.example.org", "sent", "[high] R1"),
+        },
+        "R2": {
+            ("webhook", f"{HOOKS}/social-care", "sent", "[urgent] R2"),
+            ("webhook", f"{HOOKS}/housing", "sent", "[urgent] R2"),
+            ("email", "housing-officers@council.example.org", "sent", "[urgent] R2"),
+        },
+        "R6": {
+            ("email", "safeguarding-lead@council.example.org", "sent", "[urgent] R6"),
+            ("webhook", f"{HOOKS}/hospital-safeguarding", "sent", "[urgent] R6"),
+            ("email", "safeguarding@hospital.example.org", "sent", "[urgent] R6"),
+        },
+    }
     dead_letters = out[out.index("Dead letters") : out.index("Unified timelines")]
     for connector in ("social-care-webhook", "hl7-mllp", "jobcentre-cdc", "housing-csv"):
         assert connector in dead_letters
     assert "Worker metrics    http://127.0.0.1:6066/metrics" in out
     # Everything it started has stopped: nothing answers on its ports any more.
-    for port in (6066, 8081, 2575, 9101, 9102, 9103, 9104):
+    for port in (6066, 8081, 2575, 9101, 9102, 9103, 9104, 8025, 8089):
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from backbone.codec import AvroCodec, SchemaStore
+from backbone.contracts import HOSPITAL_NUMBER
 from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
 from backbone.topics import Topics
@@ -53,7 +54,7 @@ def test_a_coordinator_merges_two_persons(backbone: Backbone) -> None:
     first = backbone.lookup("social_care", "case_person_id", cared_for.case_person_id)
     hospital_number = uuid.uuid4().hex[:8]
     admitted = backbone.hospital.admit(hospital_number, other_family, other_given, other_born)
-    second = backbone.lookup("health", "MR", hospital_number)
+    second = backbone.lookup("health", HOSPITAL_NUMBER, hospital_number)
     assert first != second
     reason = "same person: confirmed with the family"
 
@@ -81,8 +82,8 @@ def test_a_coordinator_merges_two_persons(backbone: Backbone) -> None:
     assert merged.json() == {"person_id": first, "merged_person_ids": [second]}
     backbone.timeline_with(first, {care_event, admitted})
     assert backbone.api.get(f"/persons/{second}/timeline").status_code == 301
-    backbone.lookup_until("health", "MR", hospital_number, first)
-    record_id = backbone.hospital.pseudonyms.record_id("health", "MR", hospital_number)
+    backbone.lookup_until("health", HOSPITAL_NUMBER, hospital_number, first)
+    record_id = backbone.hospital.pseudonyms.record_id("health", HOSPITAL_NUMBER, hospital_number)
     link = wait_for_basis(backbone, first, record_id, "coordinator")
     assert link["coordinator"] == "coordinator" and link["reason"] == reason
     assert link["agency"] == "health"
@@ -97,10 +98,10 @@ def test_an_hl7_a40_merges_the_prior_hospital_numbers_person(backbone: Backbone)
     other_family, other_given, other_born = distinct_identity()
     prior_number, number = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
     before = backbone.hospital.admit(prior_number, family, given, born, days_ago=40)
-    prior = backbone.lookup("health", "MR", prior_number)
+    prior = backbone.lookup("health", HOSPITAL_NUMBER, prior_number)
     # The hospital registered her again under another name by mistake, then merged the two.
     admitted = backbone.hospital.admit(number, other_family, other_given, other_born, days_ago=8)
-    current = backbone.lookup("health", "MR", number)
+    current = backbone.lookup("health", HOSPITAL_NUMBER, number)
     assert prior != current
 
     merge = backbone.hospital.admit(
@@ -110,8 +111,8 @@ def test_an_hl7_a40_merges_the_prior_hospital_numbers_person(backbone: Backbone)
     timeline = backbone.timeline_with(prior, {before, admitted, merge})
     assert [e["event_id"] for e in timeline["events"]] == [before, admitted, merge]
     assert backbone.api.get(f"/persons/{current}/timeline").status_code == 301
-    backbone.lookup_until("health", "MR", number, prior)
-    record_id = backbone.hospital.pseudonyms.record_id("health", "MR", number)
+    backbone.lookup_until("health", HOSPITAL_NUMBER, number, prior)
+    record_id = backbone.hospital.pseudonyms.record_id("health", HOSPITAL_NUMBER, number)
     link = wait_for_basis(backbone, prior, record_id, "deterministic")
     assert link["reason"] == "HL7 A40"
 
@@ -131,8 +132,8 @@ def test_a_coordinator_splits_a_record_off_and_it_stays_apart(backbone: Backbone
     admitted = backbone.hospital.admit(
         hospital_number, family, given, born, postcode="M14 5RT", days_ago=3
     )
-    assert backbone.lookup("health", "MR", hospital_number) == person  # linked by score
-    record_id = backbone.hospital.pseudonyms.record_id("health", "MR", hospital_number)
+    assert backbone.lookup("health", HOSPITAL_NUMBER, hospital_number) == person  # linked by score
+    record_id = backbone.hospital.pseudonyms.record_id("health", HOSPITAL_NUMBER, hospital_number)
     timeline = backbone.timeline_with(person, {care_event, admitted})
     assert record_id in {entry["record_id"] for entry in timeline["events"]}
     reason = "two people: different GP practices"
@@ -164,7 +165,7 @@ def test_a_coordinator_splits_a_record_off_and_it_stays_apart(backbone: Backbone
     assert [e["event_id"] for e in backbone.timeline_with(split_off, {admitted})["events"]] == [
         admitted
     ]
-    backbone.lookup_until("health", "MR", hospital_number, split_off)
+    backbone.lookup_until("health", HOSPITAL_NUMBER, hospital_number, split_off)
     link = wait_for_basis(backbone, split_off, record_id, "coordinator")
     assert (link["outcome"], link["reason"], link["agency"]) == ("split", reason, "health")
     assert record_id not in links_by_record(backbone, person, 1)
@@ -173,7 +174,7 @@ def test_a_coordinator_splits_a_record_off_and_it_stays_apart(backbone: Backbone
     backbone.timeline_with(split_off, {later})
     closed = backbone.deliver(cared_for, "case_closed", days=1)
     backbone.timeline_with(person, {closed})
-    assert backbone.lookup("health", "MR", hospital_number) == split_off
+    assert backbone.lookup("health", HOSPITAL_NUMBER, hospital_number) == split_off
     assert backbone.lookup("social_care", "case_person_id", cared_for.case_person_id) == person
     assert event_ids_of(backbone, person) == {care_event, closed}
 
@@ -185,7 +186,7 @@ def test_splitting_off_the_first_record_keeps_its_person_id_with_it(backbone: Ba
     person = backbone.lookup("social_care", "case_person_id", cared_for.case_person_id)
     hospital_number = uuid.uuid4().hex[:8]
     admitted = backbone.hospital.admit(hospital_number, family, given, born, postcode="LS6 1AA")
-    assert backbone.lookup("health", "MR", hospital_number) == person
+    assert backbone.lookup("health", HOSPITAL_NUMBER, hospital_number) == person
     backbone.timeline_with(person, {care_event, admitted})
     care_record = next(
         link["record_id"]
@@ -202,7 +203,7 @@ def test_splitting_off_the_first_record_keeps_its_person_id_with_it(backbone: Ba
     assert answer.json() == {"person_id": person, "remaining_person_id": rest} and rest != person
     backbone.timeline_with(rest, {admitted})
     wait_until(lambda: event_ids_of(backbone, person) == {care_event}, 30, "the events to move")
-    backbone.lookup_until("health", "MR", hospital_number, rest)
+    backbone.lookup_until("health", HOSPITAL_NUMBER, hospital_number, rest)
     assert backbone.lookup("social_care", "case_person_id", cared_for.case_person_id) == person
     assert wait_for_basis(backbone, person, care_record, "coordinator")["outcome"] == "split"
 
@@ -219,9 +220,9 @@ def test_the_review_queue_shows_each_role_the_agencies_it_may_see(backbone: Back
     family, _, born = distinct_identity()
     first_number, second_number = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
     backbone.hospital.admit(first_number, family, "Amelia", born, postcode="LS6 1AA")
-    backbone.lookup("health", "MR", first_number)
+    backbone.lookup("health", HOSPITAL_NUMBER, first_number)
     backbone.hospital.admit(second_number, family, "Olivia", born, postcode="LS6 1AA")  # a twin
-    twin = backbone.lookup("health", "MR", second_number)
+    twin = backbone.lookup("health", HOSPITAL_NUMBER, second_number)
     review_id = backbone.links_of(twin, 1)[0]["record_id"]
     wait_until(
         lambda: review_id in review_ids(backbone, "health_practitioner"), 30, "the health case"
@@ -280,19 +281,19 @@ def test_erase_forgets_the_person_and_a_restarted_worker_does_not_bring_them_bac
     person = backbone.lookup("social_care", "case_person_id", cared_for.case_person_id)
     hospital_number = uuid.uuid4().hex[:8]
     admitted = backbone.hospital.admit(hospital_number, family, given, born, postcode="LS6 1AA")
-    assert backbone.lookup("health", "MR", hospital_number) == person
+    assert backbone.lookup("health", HOSPITAL_NUMBER, hospital_number) == person
     backbone.timeline_with(person, {care_event, admitted})
     backbone.links_of(person, 2)
 
-    erased = backbone_erase(backbone, "health", "MR", hospital_number)
-    unknown = backbone_erase(backbone, "health", "MR", "never-seen")
+    erased = backbone_erase(backbone, "health", HOSPITAL_NUMBER, hospital_number)
+    unknown = backbone_erase(backbone, "health", HOSPITAL_NUMBER, "never-seen")
 
     assert erased.returncode == 0, erased.stderr
     assert erased.stdout.strip() == f"erased person {person}: 2 agency record(s)"
     assert unknown.returncode == 2 and "no person has that identifier" in unknown.stderr
     identifiers = [
         ("social_care", "case_person_id", cared_for.case_person_id),
-        ("health", "MR", hospital_number),
+        ("health", HOSPITAL_NUMBER, hospital_number),
     ]
     wait_until(lambda: all_gone(backbone, person, identifiers), 30, "the person to be gone")
     codec = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))

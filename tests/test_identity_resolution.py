@@ -23,7 +23,7 @@ import pytest
 from confluent_kafka import Producer
 
 from backbone.codec import AvroCodec, SchemaStore
-from backbone.contracts import Agency, LegalBasis, Sensitivity
+from backbone.contracts import HOSPITAL_NUMBER, Agency, LegalBasis, Sensitivity
 from backbone.events import Encounter, Envelope, HealthEvent, Subject
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 from backbone.settings import REPO_ROOT
@@ -62,10 +62,10 @@ class Hospital:
     ) -> str:
         """One admission of the patient (an A40 merge of `merged_number` into this hospital
         number, if given); returns its event id once Kafka acknowledged it."""
-        record_id = self.pseudonyms.record_id("health", "MR", hospital_number)
+        record_id = self.pseudonyms.record_id("health", HOSPITAL_NUMBER, hospital_number)
         subject = Subject(
             record_id=record_id,
-            id_type="MR",
+            id_type=HOSPITAL_NUMBER,
             national_id=self.pseudonyms.national_id(national_id) if national_id else None,
             family_name=normalise_text(family),
             given_name=normalise_text(given),
@@ -90,7 +90,9 @@ class Hospital:
             message_control_id=uuid.uuid4().hex,
             encounter=None if merged_number else Encounter(patient_class="I", admitted_at=occurred),
             merged_record_id=(
-                self.pseudonyms.record_id("health", "MR", merged_number) if merged_number else None
+                self.pseudonyms.record_id("health", HOSPITAL_NUMBER, merged_number)
+                if merged_number
+                else None
             ),
         )
         topic = Topics(self.deployment.prefix).agency_events(Agency.HEALTH)
@@ -215,7 +217,7 @@ def test_two_agencies_records_with_a_typo_and_no_national_id_share_one_timeline(
 
     person_id = backbone.lookup("social_care", "case_person_id", person.case_person_id)
 
-    assert backbone.lookup("health", "MR", hospital_number) == person_id
+    assert backbone.lookup("health", HOSPITAL_NUMBER, hospital_number) == person_id
     timeline = backbone.timeline_with(person_id, {care_event, health_event})
     assert [e["agency"] for e in timeline["events"]] == ["social_care", "health"]
 
@@ -253,7 +255,7 @@ def test_links_show_the_decision_that_linked_each_record(backbone: Backbone) -> 
     person_id = backbone.lookup("social_care", "case_person_id", person.case_person_id)
     hospital_number = uuid.uuid4().hex[:8]
     backbone.hospital.admit(hospital_number, family, given, born, postcode="M14 5RT")
-    assert backbone.lookup("health", "MR", hospital_number) == person_id
+    assert backbone.lookup("health", HOSPITAL_NUMBER, hospital_number) == person_id
 
     links = backbone.links_of(person_id, 2)
 
@@ -278,7 +280,7 @@ def test_a_record_joining_two_persons_merges_them_and_moves_the_timeline(
     admitted = backbone.hospital.admit(
         first_number, maiden, given, born, national_id=national_id, days_ago=30
     )
-    survivor = backbone.lookup("health", "MR", first_number)
+    survivor = backbone.lookup("health", HOSPITAL_NUMBER, first_number)
     cared_for = case_person(married, given, born, postcode="M14 5RT")
     care_event = backbone.deliver(cared_for, days=20)
     absorbed = backbone.lookup("social_care", "case_person_id", cared_for.case_person_id)
@@ -358,6 +360,6 @@ def test_a_restarted_worker_recovers_the_resolver_tables(
     typo = family[:2] + family[3] + family[2] + family[4:]
     after = backbone.hospital.admit(hospital_number, typo, given, born, postcode="LS6 1AA")
 
-    assert backbone.lookup("health", "MR", hospital_number) == person_id
+    assert backbone.lookup("health", HOSPITAL_NUMBER, hospital_number) == person_id
     timeline = backbone.timeline_with(person_id, {before, after})
     assert [e["event_id"] for e in timeline["events"]] == [before, after]

@@ -183,6 +183,7 @@ def entry(event_id: str, *, record_id: str | None = RECORD) -> dict[str, Any]:
             "change": "absorb",
             "timeline": {"events": [{**entry("e3"), "initial_load": True}, entry("e4")]},
         },
+        {"person_id": "P3", "change": "absorb", "timeline": {"listed_by": {"P2": "child"}}},
     ],
     ids=[
         "merge",
@@ -192,6 +193,7 @@ def entry(event_id: str, *, record_id: str | None = RECORD) -> dict[str, Any]:
         "absorb events",
         "absorb links",
         "absorb events of an initial load",
+        "listed by",
     ],
 )
 def test_every_kind_of_identity_change_round_trips(change: dict[str, Any]) -> None:

@@ -315,6 +315,31 @@ def test_a_wrong_secret_is_refused_and_dead_lettered_without_retries(
     asyncio.run(scenario())
 
 
+def test_each_recipients_status_is_read_from_the_delivery_log(
+    smtp_server: tuple[int, MailRecorder],
+) -> None:
+    async def scenario() -> None:
+        async with webhook_receiver(secret="the-receiver-expects-another") as hook:
+            sender = notifier(routing_to(hook.url), smtp_server[0], {})
+            alert = an_alert()
+
+            def statuses() -> list[tuple[str, str, str, str]]:
+                found = sender.deliveries(alert.alert_id, alert.teams, ["open"])
+                return [(d["team"], d["channel"], d["recipient"], d["status"]) for d in found]
+
+            # Before anything ended, every recipient is still being tried.
+            assert {status for *_, status in statuses()} == {"retrying"}
+            await sender.notify(alert)
+            await sender.close()
+            assert statuses() == [
+                ("discharge", "webhook", hook.url, "failed"),
+                ("discharge", "email", "discharge@example.org", "sent"),
+                ("housing", "email", "discharge@example.org", "sent"),
+            ]
+
+    asyncio.run(scenario())
+
+
 def test_webhook_retries_with_exponential_backoff_then_succeeds(
     smtp_server: tuple[int, MailRecorder],
 ) -> None:
@@ -431,6 +456,11 @@ def test_a_withdrawal_is_told_once_to_those_who_received_the_alert_and_says_why(
 
             assert [(r.recipient.kind, r.sent) for r in told] == [("email", True)]
             assert [r.sent for r in again] == [False]
+            shown = sender.deliveries("alert-1", ("discharge", "housing"), ["withdrawn"])
+            assert [(d["team"], d["channel"], d["status"]) for d in shown] == [
+                ("discharge", "email", "sent"),
+                ("housing", "email", "sent"),
+            ]
             assert len(refusing.requests) == 1  # only the refused open notification
             assert len(mailbox.messages) == 2
             withdrawal = mailbox.messages[1]

@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from backbone.codec import AvroCodec, SchemaStore
-from backbone.contracts import EVENT_SCHEMAS, Agency
+from backbone.contracts import EVENT_SCHEMAS, HOSPITAL_NUMBER, Agency
 from backbone.frames import decode_frame
 from backbone.identity_commands import is_command
 from backbone.pseudonyms import Pseudonymiser
@@ -337,16 +337,18 @@ def test_a_linked_records_events_bypass_the_resolver(fleet: Fleet) -> None:
     api = fleet.alive[0].api  # forwards to the owners of the record's and person's keys
     family, given, born = distinct_identity()
     number = uuid.uuid4().hex[:8]
-    record_id = fleet.hospital.pseudonyms.record_id("health", "MR", number)
+    record_id = fleet.hospital.pseudonyms.record_id("health", HOSPITAL_NUMBER, number)
     first = admit(fleet, number, family, given, born, days_ago=20)
-    person_id = wait_for("the new record's person", lambda: lookup(api, "health", "MR", number))
+    person_id = wait_for(
+        "the new record's person", lambda: lookup(api, "health", HOSPITAL_NUMBER, number)
+    )
     timeline_with(api, person_id, {first})
     resolved_before = resolved_events(fleet, record_id)
 
     later = [admit(fleet, number, family, given, born, days_ago=19 - day) for day in range(5)]
 
     assert timeline_with(api, person_id, {first, *later}) == [first, *later]
-    assert lookup(api, "health", "MR", number) == person_id
+    assert lookup(api, "health", HOSPITAL_NUMBER, number) == person_id
     # The new record went through the resolver, its linked and unchanged events did not.
     assert first in resolved_before
     assert resolved_events(fleet, record_id) == resolved_before, (
@@ -362,9 +364,11 @@ def test_a_changed_name_or_birth_date_is_resolved_again_then_bypasses(
     api = fleet.alive[-1].api
     family, given, born = distinct_identity()
     number = uuid.uuid4().hex[:8]
-    record_id = fleet.hospital.pseudonyms.record_id("health", "MR", number)
+    record_id = fleet.hospital.pseudonyms.record_id("health", HOSPITAL_NUMBER, number)
     first = admit(fleet, number, family, given, born, days_ago=20)
-    person_id = wait_for("the new record's person", lambda: lookup(api, "health", "MR", number))
+    person_id = wait_for(
+        "the new record's person", lambda: lookup(api, "health", HOSPITAL_NUMBER, number)
+    )
     timeline_with(api, person_id, {first})
     same = admit(fleet, number, family, given, born, days_ago=19)
     timeline_with(api, person_id, {first, same})
@@ -390,7 +394,7 @@ def test_a_changed_name_or_birth_date_is_resolved_again_then_bypasses(
     after = admit(fleet, number, family, given, born, days_ago=17)
     assert timeline_with(api, person_id, {after}) == [first, same, renamed, after]
     assert resolved_events(fleet, record_id) == [first, renamed]
-    assert lookup(api, "health", "MR", number) == person_id
+    assert lookup(api, "health", HOSPITAL_NUMBER, number) == person_id
 
 
 # -- 3, 4: a load over two workers, one killed; a worker rebuilt from empty state -------------

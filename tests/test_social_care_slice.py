@@ -351,6 +351,32 @@ def test_the_api_requires_a_token_and_a_purpose_and_audits_every_request(pipelin
     assert any(a["outcome"] == 404 and a["action"] == "GET /persons/lookup" for a in audit)
 
 
+def test_a_lookup_by_an_identifier_type_no_connector_sets_gets_400_naming_the_agencys(
+    pipeline: Slice,
+) -> None:
+    person = new_person()
+    assert pipeline.system.deliver(case_event(person)).status_code == 202
+    pipeline.person_id(person.case_person_id)
+
+    def lookup(agency: str, id_type: str) -> httpx.Response:
+        params = {"agency": agency, "id_type": id_type, "id": person.case_person_id}
+        return pipeline.api.get("/persons/lookup", params=params)
+
+    # The hospital's word for its identifier, asked of social care: not "nobody has it".
+    wrong = lookup("social_care", "MR")
+    assert wrong.status_code == 400, wrong.text
+    assert wrong.json() == {
+        "error": "invalid_parameter",
+        "detail": "id_type must be one of: case_person_id",
+    }
+    health = lookup("health", "nhs_number")
+    assert health.status_code == 400
+    assert health.json()["detail"] == "id_type must be one of: hospital_number"
+    assert lookup("social_care", "case_person_id").status_code == 200
+    # A right type and an identifier nobody has is still 404.
+    assert lookup("health", "hospital_number").status_code == 404
+
+
 def test_details_are_shown_only_to_roles_that_may_see_them(pipeline: Slice) -> None:
     person = new_person()
     assert pipeline.system.deliver(case_event(person, details={"note": "x"})).status_code == 202
@@ -416,6 +442,31 @@ def test_a_household_member_without_events_of_their_own_has_an_empty_timeline(
     assert answer.status_code in (200, 404), answer.text
     if answer.status_code == 200:
         assert answer.json()["events"] == []
+
+
+def test_each_side_of_a_household_reads_the_relationship_as_it_stands_to_it(
+    pipeline: Slice,
+) -> None:
+    mother, child, brother = new_person(given_name="Mira"), new_person(), new_person()
+    household = (Relative(mother, "parent"), Relative(brother, "sibling"))
+    assert pipeline.system.deliver(case_event(child, household=household)).status_code == 202
+    child_id = pipeline.person_id(child.case_person_id)
+
+    def household_of(case_person: CasePerson) -> list[dict[str, str]]:
+        """The person's household once it lists somebody (their own records list nobody)."""
+        person_id = pipeline.person_id(case_person.case_person_id)
+        deadline = time.monotonic() + 30.0
+        while True:
+            answer = pipeline.api.get(f"/persons/{person_id}/timeline")
+            if answer.status_code == 200 and answer.json()["household"]:
+                members: list[dict[str, str]] = answer.json()["household"]
+                return members
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.2)
+
+    assert sorted(m["relationship"] for m in household_of(child)) == ["parent", "sibling"]
+    assert household_of(mother) == [{"person_id": child_id, "relationship": "child"}]
+    assert household_of(brother) == [{"person_id": child_id, "relationship": "sibling"}]
 
 
 def test_the_coordinator_page_is_served_and_reads_only_through_the_api(pipeline: Slice) -> None:

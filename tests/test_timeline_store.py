@@ -35,6 +35,7 @@ from streams.timeline.store import (
     Outcome,
     TimelineStore,
     change_problem,
+    household_of_head,
     month_key,
 )
 from streams.topology import declare_channels, declare_tables
@@ -95,6 +96,11 @@ def deliver(store: TimelineStore) -> list[Change]:
         assert change_problem(change) is None
         store.apply(change)
     return sent
+
+
+def note(person_id: str, **contents: Any) -> Change:
+    """The absorb change the store sends `person_id` with these timeline contents."""
+    return {"person_id": person_id, "change": "absorb", "timeline": contents}
 
 
 def ids(entries: Any) -> list[str]:
@@ -165,6 +171,35 @@ def test_household_members_are_merged_newest_relationship_first_never_the_person
     assert heads.written == []  # nothing new in the head
 
 
+def test_each_side_of_a_household_reads_the_relationship_as_it_stands_to_it() -> None:
+    store, _heads, _months = new_store()
+    store.record("CHILD", [(entry("c1", START), {"MUM": "parent", "SIS": "sibling"})])
+    sent = deliver(store)
+    assert sent == [
+        note("MUM", listed_by={"CHILD": "parent"}),
+        note("SIS", listed_by={"CHILD": "sibling"}),
+    ]
+    assert household_of_head(store.heads["CHILD"]) == {"MUM": "parent", "SIS": "sibling"}
+    # Mum's own records list nobody yet: she reads the child's record from her side.
+    assert household_of_head(store.heads["MUM"]) == {"CHILD": "child"}
+    assert household_of_head(store.heads["SIS"]) == {"CHILD": "sibling"}
+    assert store.heads["MUM"]["months"] == []
+
+    # The same household again tells nobody; a changed relationship is told again.
+    store.record("CHILD", [(entry("c2", START), {"MUM": "parent"})])
+    assert store.drain() == []
+    store.record("CHILD", [(entry("c3", START), {"MUM": "carer"})])
+    deliver(store)
+    assert household_of_head(store.heads["MUM"]) == {"CHILD": "cared_for"}
+
+    # A person's own record wins over what the other side's implies, in either order.
+    store.record("MUM", [(entry("m1", START), {"CHILD": "other"})])
+    deliver(store)
+    assert household_of_head(store.heads["MUM"]) == {"CHILD": "other"}
+    assert household_of_head(store.heads["CHILD"]) == {"MUM": "carer", "SIS": "sibling"}
+    assert store.heads["CHILD"]["listed_by"] == {"MUM": "other"}
+
+
 def test_the_newest_link_wins_and_a_relink_keeps_the_agency() -> None:
     store, heads, _months = new_store()
     resolver = {"record_id": "r1", "agency": "health", "basis": "deterministic"}
@@ -189,6 +224,7 @@ def test_a_merge_leaves_a_stub_and_moves_everything_to_the_survivor() -> None:
     store.record("B", [(entry("shared", START + timedelta(days=31), "rb"), {})])
     store.record("B", [(entry("b1", START + timedelta(days=60), "rb"), {})])
     store.apply({"person_id": "B", "change": "link", "link": {"record_id": "rb", "agency": "new"}})
+    assert store.drain() == [note("H", listed_by={"A": "parent"})]
 
     assert store.apply({"person_id": "A", "change": "merge", "into": "B", "reason": "r"})
     assert store.heads["A"] == {"merged_into": "B"}
@@ -197,6 +233,8 @@ def test_a_merge_leaves_a_stub_and_moves_everything_to_the_survivor() -> None:
     assert {change["person_id"] for change in sent} == {"B"}
     assert ids(store.entries("B")) == ["a1", "shared", "b1"]
     assert store.heads["B"]["household"] == {"H": "parent"}
+    # The member learns of the survivor.
+    assert store.drain() == [note("H", listed_by={"B": "parent"})]
     # The survivor's own link is newer than a moved one.
     assert store.heads["B"]["links"]["rb"]["agency"] == "new"
     assert store.heads["B"]["links"]["ra"]["agency"] == "x"

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from backbone.contracts import Agency, LegalBasis, Sensitivity
+from backbone.contracts import HOSPITAL_NUMBER, Agency, LegalBasis, Sensitivity
 from backbone.events import Encounter, Envelope, HealthEvent, Subject, validate_event
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 from connectors.hl7_mllp.message import (
@@ -26,7 +26,6 @@ from connectors.hl7_mllp.timestamps import parse_date, parse_time
 # Namespace of event ids derived from the hospital's facility and message control id.
 EVENT_ID_NAMESPACE = uuid.UUID("0d7c5a3e-3f6b-4c1e-9b8a-6e2f4d9a1c57")
 AGENCY = Agency.HEALTH.value
-HOSPITAL_NUMBER = "hospital_number"
 EVENT_TYPES = {
     "A01": "admission",
     "A03": "discharge",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, time
 
-from backbone.contracts import Agency, LegalBasis, Sensitivity
+from backbone.contracts import TENANT_REF, Agency, LegalBasis, Sensitivity
 from backbone.events import Envelope, HousingEvent, Subject, Tenancy
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 from connectors.housing_csv.diff import Change
@@ -23,7 +23,7 @@ def state_of(row: TenancyRow, pseudonyms: Pseudonymiser) -> TenancyState:
     return TenancyState(
         tenancy_id=pseudonyms.record_id(AGENCY, "tenancy_ref", row.tenancy_ref),
         as_of=row.as_of,
-        tenant_id=pseudonyms.record_id(AGENCY, "tenant_ref", row.tenant_ref),
+        tenant_id=pseudonyms.record_id(AGENCY, TENANT_REF, row.tenant_ref),
         national_id=pseudonyms.national_id(row.national_id) if row.national_id else None,
         family_name=normalise_text(row.family_name),
         given_name=normalise_text(row.given_name),
@@ -53,7 +53,7 @@ def subject_of(state: TenancyState) -> Subject:
     """The tenant the event is about."""
     return Subject(
         record_id=state.tenant_id,
-        id_type="tenant_ref",
+        id_type=TENANT_REF,
         national_id=state.national_id,
         family_name=state.family_name,
         given_name=state.given_name,

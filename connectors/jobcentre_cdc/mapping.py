@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from backbone.contracts import Agency, LegalBasis, Sensitivity
+from backbone.contracts import JOBSEEKER_ID, Agency, LegalBasis, Sensitivity
 from backbone.errors import BadInput
 from backbone.events import Appointment, Claim, Envelope, JobcentreEvent, Sanction, Subject
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
@@ -33,7 +33,6 @@ from connectors.jobcentre_cdc.changes import SNAPSHOT_LSN, Change, Kind
 # Namespace of event ids derived from (LSN, table, primary key, event type).
 EVENT_ID_NAMESPACE = uuid.UUID("0b6f3f7e-2c1a-4d8e-9f57-6a1de3c84b90")
 AGENCY = Agency.JOBCENTRE.value
-JOBSEEKER_ID_TYPE = "jobseeker_id"
 
 
 def _timestamptz(value: Any) -> Any:
@@ -120,8 +119,8 @@ def means_nothing(change: Change) -> bool:
 def subject_of(row: JobseekerRow, pseudonyms: Pseudonymiser) -> Subject:
     """The pseudonymised subject of a jobseeker row."""
     return Subject(
-        record_id=pseudonyms.record_id(AGENCY, JOBSEEKER_ID_TYPE, str(row.id)),
-        id_type=JOBSEEKER_ID_TYPE,
+        record_id=pseudonyms.record_id(AGENCY, JOBSEEKER_ID, str(row.id)),
+        id_type=JOBSEEKER_ID,
         national_id=pseudonyms.national_id(row.national_id) if row.national_id else None,
         family_name=normalise_text(row.family_name),
         given_name=normalise_text(row.given_name),

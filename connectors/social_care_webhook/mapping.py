@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from backbone.contracts import EVENT_TYPES, Agency, LegalBasis, Sensitivity
+from backbone.contracts import CASE_PERSON_ID, EVENT_TYPES, Agency, LegalBasis, Sensitivity
 from backbone.events import Envelope, HouseholdMember, SocialCareEvent, Subject
+from backbone.household import Relationship
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 
 # Namespace of event ids derived from the case system's own event ids.
@@ -34,7 +34,7 @@ class Person(Body):
 
 
 class Relative(Person):
-    relationship: Literal["parent", "carer", "sibling", "other"]
+    relationship: Relationship  # what the member is to `person`
 
 
 class WebhookBody(Body):
@@ -65,8 +65,8 @@ def event_id_for(sender_event_id: uuid.UUID) -> str:
 def subject_of(person: Person, pseudonyms: Pseudonymiser) -> Subject:
     """The pseudonymised subject of a person on the case."""
     return Subject(
-        record_id=pseudonyms.record_id(AGENCY, "case_person_id", person.case_person_id),
-        id_type="case_person_id",
+        record_id=pseudonyms.record_id(AGENCY, CASE_PERSON_ID, person.case_person_id),
+        id_type=CASE_PERSON_ID,
         national_id=pseudonyms.national_id(person.national_id) if person.national_id else None,
         family_name=normalise_text(person.family_name),
         given_name=normalise_text(person.given_name),

@@ -47,6 +47,7 @@ from pydantic import (
 
 from backbone.contracts import EVENT_TYPES, Agency
 from backbone.errors import ConfigurationError
+from backbone.household import Relationship
 from backbone.settings import REPO_ROOT
 
 SHIPPED_RULES = REPO_ROOT / "deploy" / "rules" / "rules.yaml"
@@ -255,7 +256,6 @@ class OpenState(RuleModel):
     )
 
 
-Relationship = Literal["parent", "carer", "sibling", "other"]
 CONDITION_KINDS = ("exists", "absent", "at_least", "open", "any_of")
 
 

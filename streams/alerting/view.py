@@ -5,7 +5,9 @@ Timelines are the timeline processor's values (streams/timeline/processor.py):
 `event_id`, `event_type`, `agency`, `occurred_at` (ISO 8601 UTC), `summary` and `details`.
 A member's `household` map says what others are to that member: a child's map lists its
 parent as `{parent_id: "parent"}`, so from the parent's side `person_is: [parent]` picks
-the parent's children.
+the parent's children. A member whose map does not name the person reads the person's own map
+from the other side (backbone/household.py): a parent whose map lists a `child` is that
+child's `parent`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any, NamedTuple
+
+from backbone.household import relationship_to
 
 Entry = dict[str, Any]
 Timeline = dict[str, Any]
@@ -87,9 +91,11 @@ class PersonView:
                 yield events
 
     def role_for(self, member_id: str) -> str | None:
-        """What the person is to this member, as the member's household map records it."""
-        role = self.household[member_id].get("household", {}).get(self.person_id)
-        return str(role) if role is not None else None
+        """What the person is to this member: as the member's household map records it, else
+        the reciprocal of what the person's own map says the member is."""
+        listed = self.household[member_id].get("household", {}).get(self.person_id)
+        own = self.timeline.get("household", {}).get(member_id)
+        return relationship_to(listed, own)
 
     def find(self, event_id: str) -> Occurrence | None:
         """The person's own event with this id, if on the timeline."""

@@ -27,6 +27,7 @@ from streams.alerting.lifecycle import (
     summary,
 )
 from streams.alerting.lifecycle_agent import AlertLifecycle
+from streams.alerting.notifications.delivery_status import ESCALATED, OPEN, WITHDRAWN
 from streams.alerting.rules import Severity
 from streams.api.coordinator import ApiError, CoordinatorApi, json_body, limit_of, moment_of
 
@@ -71,7 +72,7 @@ class AlertApi:
 
         async def answer(caller: Coordinator) -> Response:
             async def here() -> Response:
-                return view.json(detail(self._visible(alert_id, caller)))
+                return view.json(self._shown(self._visible(alert_id, caller)))
 
             return await self.api.on_owner(self.lifecycle.table, alert_id, view, request, here)
 
@@ -107,7 +108,7 @@ class AlertApi:
         state = self._visible(alert_id, caller)
         refused = refusal(state, change)
         if refused is not None:
-            return _conflict(view, refused, state)
+            return _conflict(view, refused, self._shown(state))
         applied = await self.lifecycle.request(state, change, caller.name, note)
         try:
             await asyncio.wait_for(applied.wait(), self._change_timeout_s)
@@ -119,8 +120,9 @@ class AlertApi:
         now = self.lifecycle.table[alert_id]
         mine = step_id(alert_id, change)
         if not any(entry["event_id"] == mine for entry in now["history"]):
-            return _conflict(view, refusal(now, change) or "the state changed meanwhile", now)
-        return view.json(detail(now))
+            reason = refusal(now, change) or "the state changed meanwhile"
+            return _conflict(view, reason, self._shown(now))
+        return view.json(self._shown(now))
 
     async def _page(
         self, view: View, caller: Coordinator, wanted: dict[str, Any], limit: int
@@ -141,6 +143,14 @@ class AlertApi:
                 "next_cursor": _position(page[-1]) if len(selected) > limit else None,
             }
         )
+
+    def _shown(self, state: AlertState) -> dict[str, Any]:
+        """One alert as the API shows it: its detail and who was told of it so far."""
+        stages = [OPEN, ESCALATED] if state["escalated"] else [OPEN]
+        if state["status"] == Status.WITHDRAWN:
+            stages.append(WITHDRAWN)
+        deliveries = self.lifecycle.notifier.deliveries(state["alert_id"], state["teams"], stages)
+        return {**detail(state), "deliveries": deliveries}
 
     def _visible(self, alert_id: str, caller: Coordinator) -> AlertState:
         state: AlertState | None = self.lifecycle.table.get(alert_id)
@@ -197,6 +207,6 @@ async def _note(view: View, request: Request, *, required: bool) -> str | None:
     return note
 
 
-def _conflict(view: View, reason: str, state: AlertState) -> Response:
-    """409 with the alert's current state, so the caller sees what it now is."""
-    return view.json({"error": "conflict", "detail": reason, "alert": detail(state)}, status=409)
+def _conflict(view: View, reason: str, shown: dict[str, Any]) -> Response:
+    """409 with the alert as it now is, so the caller sees its current state."""
+    return view.json({"error": "conflict", "detail": reason, "alert": shown}, status=409)

@@ -15,7 +15,8 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View, Web
 
-from backbone.contracts import Agency
+from backbone.contracts import Agency, check_id_type
+from backbone.errors import BadInput
 from backbone.metrics import exposition
 from backbone.pseudonyms import Pseudonymiser
 from backbone.tokens import Coordinator, InvalidToken, verify_token
@@ -25,6 +26,7 @@ from streams.identity.processor import Identity
 from streams.timeline.entries import iso
 from streams.timeline.pages import TimelineQuery, read_page
 from streams.timeline.processor import Timelines
+from streams.timeline.store import household_of_head
 
 Handler = Callable[[Web, Request, Coordinator], Awaitable[Response]]
 DEFAULT_LIMIT = 100
@@ -101,10 +103,9 @@ class CoordinatorApi:
 
         async def answer(caller: Coordinator) -> Response:
             agency = _agency(required_parameter(request, "agency"))
+            id_type = _id_type(agency, required_parameter(request, "id_type"))
             record_id = self.pseudonyms.record_id(
-                agency.value,
-                required_parameter(request, "id_type"),
-                required_parameter(request, "id"),
+                agency.value, id_type, required_parameter(request, "id")
             )
             return await self.on_owner(
                 self.identity.links.table,
@@ -239,7 +240,7 @@ class CoordinatorApi:
                 "person_id": person_id,
                 "household": [
                     {"person_id": member, "relationship": relationship}
-                    for member, relationship in sorted(stored.get("household", {}).items())
+                    for member, relationship in sorted(household_of_head(stored).items())
                 ],
                 "events": [visible_entry(entry, caller) for entry in page],
                 "next_cursor": next_cursor,
@@ -350,6 +351,15 @@ def _agency(value: str) -> Agency:
     except ValueError:
         allowed = ", ".join(agency.value for agency in Agency)
         raise ApiError(400, "invalid_parameter", f"agency must be one of {allowed}") from None
+
+
+def _id_type(agency: Agency, value: str) -> str:
+    # An identifier type no connector sets would only ever find nobody: say which exist.
+    try:
+        check_id_type(agency, value)
+    except BadInput as exc:
+        raise ApiError(400, "invalid_parameter", f"{exc.field} {exc.reason}") from None
+    return value
 
 
 def moment_of(request: Request, name: str) -> str | None:

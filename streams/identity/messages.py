@@ -110,11 +110,13 @@ def link_of_record(record: dict[str, Any]) -> Link:
 
 # Timeline contents (absorb) -----------------------------------------------------------------
 def contents_record(contents: dict[str, Any]) -> dict[str, Any]:
-    """Timeline contents (events, household, links; each optional) as a TimelineContents."""
+    """Timeline contents (events, household, links, listed_by; each optional) as a
+    TimelineContents."""
     return {
         "events": [entry_record(entry) for entry in contents.get("events", [])],
         "household": contents.get("household", {}),
         "links": {key: link_record(link) for key, link in contents.get("links", {}).items()},
+        "listed_by": contents.get("listed_by", {}),
     }
 
 
@@ -124,6 +126,8 @@ def contents_of_record(record: dict[str, Any]) -> dict[str, Any]:
     contents: dict[str, Any] = {}
     if record["household"]:
         contents["household"] = record["household"]
+    if record["listed_by"]:
+        contents["listed_by"] = record["listed_by"]
     if record["links"]:
         contents["links"] = {key: link_of_record(link) for key, link in record["links"].items()}
     if record["events"]:

@@ -4,8 +4,9 @@ Two dict-like stores (Faust tables in the worker, dicts in tests):
 
 - `heads`, keyed by person id: `{"household": {person_id: relationship}, "links": {record_id:
   link}, "months": ["YYYY-MM", ...]}` (sorted, the months holding entries), plus
-  `"moved_records": {record_id: person_id}` once a split moved records away; a person merged
-  into another keeps only `{"merged_into": survivor}`.
+  `"listed_by": {person_id: relationship}` once others' records list the person (what the
+  person is to each of them) and `"moved_records": {record_id: person_id}` once a split moved
+  records away; a person merged into another keeps only `{"merged_into": survivor}`.
 - `months`, keyed `<person id>/<YYYY-MM>`: that month's entries, sorted by (occurred_at,
   event_id), each event_id once (an event id always has the same occurred_at, so it can only
   be in one month).
@@ -16,7 +17,9 @@ store hands out its own objects, and an unwritten change there would never reach
 
 Contents that leave a person (a merge, a split, an event arriving for a merged person or a
 moved record) are queued in `outgoing` as `absorb` changes for the person they go to; the
-Faust shell sends them to that person's partition, where `apply` adds them.
+Faust shell sends them to that person's partition, where `apply` adds them. So do the members a
+person's household newly lists, or lists as something else: each is told how it is listed
+(`listed_by`), so both sides of a household read the relationship (backbone/household.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from enum import Enum
 from typing import Any
 
+from backbone.household import household_as_read
 from streams.timeline.entries import (
     Entry,
     Household,
@@ -57,6 +61,12 @@ def month_key(person_id: str, month: str) -> str:
 
 def new_head() -> Head:
     return {"household": {}, "links": {}, "months": []}
+
+
+def household_of_head(head: Head) -> Household:
+    """The person's household as the timeline shows it: whom the person's records list, and
+    whose records list the person, each relationship read from the person's side."""
+    return household_as_read(head.get("household", {}), head.get("listed_by", {}))
 
 
 def change_problem(change: Any) -> str | None:
@@ -135,6 +145,7 @@ class TimelineStore:
             outcome or (Outcome.ADDED if next(new) else Outcome.DUPLICATE) for outcome in decided
         ]
         self._write_head(person_id, stored, {**head, "household": household, "months": months})
+        self._tell_members(person_id, head.get("household", {}), household)
         for moved_to, moved in leaving.items():
             self._move_arrivals(person_id, moved_to, moved)
         return outcomes
@@ -183,6 +194,7 @@ class TimelineStore:
         contents = {
             "events": events,
             "household": stored.get("household", {}),
+            "listed_by": stored.get("listed_by", {}),
             "links": stored.get("links", {}),
         }
         self._send(into, contents)
@@ -225,7 +237,8 @@ class TimelineStore:
 
     def absorb(self, person_id: str, contents: dict[str, Any]) -> bool:
         """Add contents moved here from another person (merged, or split from), deduplicated
-        by event id; records coming (back) here are no longer elsewhere."""
+        by event id, or how another person's household lists this one (`listed_by`); records
+        coming (back) here are no longer elsewhere."""
         stored = self.heads.get(person_id)
         head = stored or new_head()
         _added, months = self._add_entries(person_id, head, contents.get("events", []))
@@ -235,17 +248,21 @@ class TimelineStore:
             for record_id, to in head.get("moved_records", {}).items()
             if record_id not in moved_links
         }
+        household: Household = head.get("household", {})
         updated = {
             **head,
             "months": months,
-            "household": with_members(
-                head.get("household", {}), person_id, contents.get("household", {})
-            ),
+            "household": with_members(household, person_id, contents.get("household", {})),
             "links": with_moved_links(head.get("links", {}), moved_links),
+            "listed_by": with_members(
+                head.get("listed_by", {}), person_id, contents.get("listed_by", {})
+            ),
             "moved_records": moved_records,
         }
-        if not moved_records:
-            del updated["moved_records"]
+        for optional in ("listed_by", "moved_records"):
+            if not updated[optional]:
+                del updated[optional]
+        self._tell_members(person_id, household, updated["household"])
         return self._write_head(person_id, stored, updated)
 
     def erase(self, person_id: str) -> bool:
@@ -300,6 +317,13 @@ class TimelineStore:
             entries.extend(self.months.get(key) or [])
             _delete(self.months, key)
         return entries
+
+    def _tell_members(self, person_id: str, before: Household, after: Household) -> None:
+        """Each member `after` lists anew, or as something else than `before`, is told what
+        it is to this person, for its own side of the household."""
+        for member, relationship in after.items():
+            if before.get(member) != relationship:
+                self._send(member, {"listed_by": {person_id: relationship}})
 
     def _move_arrivals(self, person_id: str, to: str, arrivals: Sequence[Arrival]) -> None:
         household: Household = {}

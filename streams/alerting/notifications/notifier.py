@@ -12,6 +12,7 @@ from backbone.errors import ConfigurationError
 from streams.alerting.alert import Alert
 from streams.alerting.notifications.channel import Channel, Delivery
 from streams.alerting.notifications.delivery_log import DeliveryLog, DeliveryOutcome, delivery_key
+from streams.alerting.notifications.delivery_status import WITHDRAWN, delivery_statuses, told_of
 from streams.alerting.notifications.routing import ChannelKind, Recipient, Routing
 
 log = structlog.get_logger(__name__)
@@ -61,18 +62,9 @@ class Notifier:
     async def withdraw(self, alert: Alert, reason: str) -> list[Notification]:
         """Tell every recipient who received the alert (open or escalated) that it is
         withdrawn, and why; nobody who was never told hears of it."""
-        told = [
-            recipient
-            for stage, recipients in (
-                ("open", self._routing.recipients_for(alert.teams)),
-                ("escalated", self._routing.escalation_contacts(alert.teams)),
-            )
-            for recipient in recipients
-            if self._log.outcome(delivery_key(alert.alert_id, stage, recipient))
-            is DeliveryOutcome.DELIVERED
-        ]
-        unique = list({recipient.identity: recipient for recipient in told}.values())
-        return await self._deliver_all(alert, "withdrawn", unique, reason)
+        told = told_of(self._routing, self._log, alert.alert_id, alert.teams)
+        unique = {recipient.identity: recipient for _, recipient in told}
+        return await self._deliver_all(alert, WITHDRAWN, unique.values(), reason)
 
     async def _deliver_all(
         self,
@@ -100,6 +92,13 @@ class Notifier:
         # under the same key, and the receiver drops the repeat (see delivery_log).
         self._log.record(key, outcome)
         return Notification(recipient, key, outcome, sent=True)
+
+    def deliveries(
+        self, alert_id: str, teams: Iterable[str], stages: Iterable[str]
+    ) -> list[dict[str, str]]:
+        """How each notification of the alert's stages stands, by team and recipient, as the
+        delivery log knows it (delivery_status.py)."""
+        return delivery_statuses(self._routing, self._log, alert_id, tuple(teams), stages)
 
     async def close(self) -> None:
         """Close every channel."""

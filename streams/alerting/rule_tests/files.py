@@ -52,10 +52,10 @@ from pydantic import (
 )
 
 from backbone.contracts import EVENT_TYPES, Agency, LegalBasis, Sensitivity
+from backbone.household import Relationship
 from streams.alerting.rules import (
     Duration,
     EventType,
-    Relationship,
     Rule,
     RuleFileError,
     RuleSet,
