@@ -22,8 +22,9 @@ from typing import Any
 
 import httpx
 
-from backbone.settings import REPO_ROOT
+from backbone.settings import REPO_ROOT, BackboneSettings
 from backbone.tokens import issue_token
+from backbone.topics import delete_topics
 from cli.processes import BackboneProcess, stop_all
 from simulators import hospital, housing, jobcentre, social_care
 from simulators.stories import Story, demo_story
@@ -121,10 +122,19 @@ def run_demo(wait: bool) -> None:
         stop_all(children)
         if inboxes is not None:
             inboxes.stop()
+        if SERVICES[0].running():
+            # Like the database: each run has its own topics, of no use once it stopped.
+            delete_topics(_bootstrap(), f"demo-{run_id}")
         if SERVICES[1].running():
             jobcentre.drop_database(POSTGRES_ADMIN_DSN, database)
         for service in reversed(started):
             service.stop()
+
+
+def _bootstrap() -> str:
+    """The broker the demo's processes use (the demo sets no other backbone setting here)."""
+    default = BackboneSettings.model_fields["kafka_bootstrap"].default
+    return os.environ.get("BACKBONE_KAFKA_BOOTSTRAP", str(default))
 
 
 def _create_jobcentre_schema(dsn: str) -> None:

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+from confluent_kafka.admin import AdminClient
+
 from backbone.settings import REPO_ROOT
 
 HOOKS = "http://127.0.0.1:8089/hooks"  # deploy/notifications/routing.yaml
@@ -129,3 +131,8 @@ def test_the_demo_joins_up_all_four_agencies_and_stops_cleanly_on_ctrl_c(
     for port in (6066, 8081, 2575, 9101, 9102, 9103, 9104, 8025, 8089):
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+    # Nor does its run keep topics on the broker (each run has its own prefix).
+    run = re.search(r"Process logs +\.backbone/(demo-\d+)/", out)
+    assert run is not None
+    topics = AdminClient({"bootstrap.servers": kafka}).list_topics(timeout=10).topics
+    assert [name for name in topics if name.startswith(run.group(1))] == []
