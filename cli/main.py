@@ -291,14 +291,15 @@ def rules_replay(rule_file: Path, since: datetime, config_file: Path | None) -> 
 @click.option("--role", required=True, help="coordinator, social_worker, health_practitioner, ...")
 @click.option("--ttl", "ttl_s", default=8 * 3600, show_default=True, help="Validity in seconds")
 def token(coordinator: str, teams: tuple[str, ...], role: str, ttl_s: int) -> None:
-    """Issue a coordinator token signed with BACKBONE_TOKEN_SECRET."""
+    """Issue a coordinator token signed with BACKBONE_TOKEN_SECRET (or _FILE)."""
     import os
 
+    from backbone.secret_settings import read_secret
     from backbone.tokens import issue_token
 
-    secret = os.environ.get("BACKBONE_TOKEN_SECRET")
-    if not secret:
-        fail("BACKBONE_TOKEN_SECRET is not set")
+    secret = read_secret(os.environ, "BACKBONE_TOKEN_SECRET")
+    if secret is None:
+        fail("BACKBONE_TOKEN_SECRET is not set (nor BACKBONE_TOKEN_SECRET_FILE)")
     click.echo(issue_token(secret.encode(), coordinator, list(teams), role, ttl_s))
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
+from backbone.secret_settings import Secret
 from backbone.topics import WEBHOOK_IDEMPOTENCY_RETENTION_S
 from connectors.runtime.config import ConnectorSettings
 
@@ -13,7 +14,7 @@ class SocialCareWebhookSettings(ConnectorSettings):
 
     webhook_host: str = Field("127.0.0.1", description="Address the webhook endpoint binds")
     webhook_port: int = Field(8081, description="Port of POST /webhooks/social-care")
-    webhook_secret: SecretStr = Field(description="Shared HMAC-SHA256 secret for X-Signature")
+    webhook_secret: Secret = Field(description="Shared HMAC-SHA256 secret for X-Signature")
     webhook_max_body_bytes: int = Field(1024 * 1024, description="Larger bodies get 413")
     webhook_source_system: str = Field("social-care-cms", description="source_system on events")
     webhook_idempotency_keys: int = Field(
