@@ -228,7 +228,7 @@ class JobcentreCdcConnector:
         directory = self._require_directory()
         if change.table.reference == "jobseekers":
             row = parse_row("jobseekers", change.row)
-            assert isinstance(row, JobseekerRow)
+            assert isinstance(row, JobseekerRow)  # nosec B101 # parse_row of jobseekers gives this type
             return directory.remember(row)
         key = jobseeker_key(change)
         if key is None:
