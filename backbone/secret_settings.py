@@ -3,12 +3,14 @@
 Every secret can be given in its variable (`BACKBONE_WEBHOOK_SECRET`) or as a path in the same
 name with `_FILE` (`BACKBONE_WEBHOOK_SECRET_FILE`), whose content, without a trailing newline,
 is the secret. Giving both is an error; so is an empty or unreadable file, naming it. An empty
-variable counts as not given. A `--config` file may use the same two keys (`webhook_secret`,
-`webhook_secret_file`) and wins over the environment.
+variable counts as not given beside a file; alone, it is an empty secret, refused. A
+`--config` file may use the same two keys (`webhook_secret`, `webhook_secret_file`) and wins
+over the environment.
 
-A setting is a secret when its type is `SecretStr`: `SecretFilesSource` resolves every such
-field of a settings class, and `read_secret` resolves secrets that are not settings (the
-notification webhooks' secrets, whose variables the routing file names).
+A setting is a secret when its type is `Secret` (a `SecretStr` that may not be empty):
+`SecretFilesSource` resolves every such field of a settings class, and `read_secret` resolves
+secrets that are not settings (the notification webhooks' secrets, whose variables the routing
+file names).
 """
 
 from __future__ import annotations
@@ -99,7 +101,9 @@ class SecretFilesSource(PydanticBaseSettingsSource):
         if file_key not in self._config:
             return self._config[name]
         if name in self._config:
-            raise ConfigurationError(f"config file: {name} and {file_key} are both set")
+            raise ConfigurationError(
+                f"config file: {name} and {file_key} are both set; set only one"
+            )
         return read_secret_file(Path(str(self._config[file_key])), file_key)
 
     def _from_env(self, name: str) -> str | None:

@@ -39,7 +39,7 @@ def secret_file(directory: Path, content: str) -> Path:
 
 
 @pytest.fixture
-def pseudonym_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def only_the_pseudonym_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """The pseudonym key set, and no webhook secret in either form."""
     monkeypatch.setenv("BACKBONE_PSEUDONYM_KEY", KEY)
     monkeypatch.delenv("BACKBONE_PSEUDONYM_KEY_FILE", raising=False)
@@ -47,7 +47,7 @@ def pseudonym_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BACKBONE_WEBHOOK_SECRET_FILE", raising=False)
 
 
-@pytest.mark.usefixtures("pseudonym_key")
+@pytest.mark.usefixtures("only_the_pseudonym_key")
 def test_a_missing_secret_is_an_error_naming_the_variable_and_its_file_form() -> None:
     with pytest.raises(
         ConfigurationError,
@@ -93,7 +93,7 @@ def test_the_secret_settings_are_the_keys_the_secrets_and_the_database_address()
     }
 
 
-@pytest.mark.usefixtures("pseudonym_key")
+@pytest.mark.usefixtures("only_the_pseudonym_key")
 def test_a_secret_file_holds_the_secret_without_its_trailing_newline(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -107,7 +107,7 @@ def test_a_secret_file_holds_the_secret_without_its_trailing_newline(
     assert settings.webhook_secret.get_secret_value() == " s3 cret "
 
 
-@pytest.mark.usefixtures("pseudonym_key")
+@pytest.mark.usefixtures("only_the_pseudonym_key")
 def test_a_secret_given_both_ways_is_an_error_naming_both(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -120,7 +120,7 @@ def test_a_secret_given_both_ways_is_an_error_naming_both(
         load_settings(SocialCareWebhookSettings)
 
 
-@pytest.mark.usefixtures("pseudonym_key")
+@pytest.mark.usefixtures("only_the_pseudonym_key")
 def test_an_empty_variable_is_refused_and_gives_way_to_a_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -133,7 +133,7 @@ def test_an_empty_variable_is_refused_and_gives_way_to_a_file(
     assert settings.webhook_secret.get_secret_value() == "s3cret"
 
 
-@pytest.mark.usefixtures("pseudonym_key")
+@pytest.mark.usefixtures("only_the_pseudonym_key")
 @pytest.mark.parametrize(
     ("content", "problem"),
     [(None, "No such file or directory"), ("\n", "is empty"), (b"\xff\xfe", "not UTF-8 text")],
@@ -156,7 +156,7 @@ def test_a_secret_file_that_cannot_be_used_is_an_error_naming_the_file(
     assert problem in str(raised.value)
 
 
-@pytest.mark.usefixtures("pseudonym_key")
+@pytest.mark.usefixtures("only_the_pseudonym_key")
 def test_a_config_file_may_name_a_secret_file_and_wins_over_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -53,10 +53,11 @@ class IdempotencyStore:
 
         TransientError if the earlier answers are not read back within `wait_s`.
         """
-        try:
-            await asyncio.wait_for(self._read_back.wait(), wait_s)
-        except TimeoutError:
-            raise TransientError("the answers given before are not read back yet") from None
+        if not self._read_back.is_set():
+            try:
+                await asyncio.wait_for(self._read_back.wait(), wait_s)
+            except TimeoutError:
+                raise TransientError("the answers given before are not read back yet") from None
         return self._keys.previous(key, body_digest, time.time())
 
     async def remember(self, key: str, body_digest: str, answer: Answer) -> None:
