@@ -22,6 +22,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/bandit -q -r backbone cli connectors streams simulators bench
 	$(BIN)/backbone schemas check
 
 test: lint

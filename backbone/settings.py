@@ -2,7 +2,8 @@
 
 Each process builds one frozen settings object at start-up and passes it down; nothing reads
 the environment at import time. A `--config` YAML file may set the same keys (lower case,
-without the prefix); its values take precedence over the environment.
+without the prefix); its values take precedence over the environment. Secrets may be given as
+files (`backbone/secret_settings.py`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from backbone.errors import ConfigurationError
+from backbone.secret_settings import FILE_SUFFIX, Secret, SecretFilesSource, secret_fields
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,12 +40,26 @@ class BackboneSettings(BaseSettings):
     )
     partitions: int = Field(4, ge=1, description="Partitions of the topics the backbone creates")
     replication_factor: int = Field(1, ge=1, description="Replication of created topics")
-    pseudonym_key: SecretStr = Field(
+    pseudonym_key: Secret = Field(
         description="Secret for the keyed hash (HMAC-SHA256) of every person identifier"
     )
     schemas_dir: Path = Field(REPO_ROOT / "avro_schemas", description="The Avro contracts")
     data_dir: Path = Field(Path(".backbone"), description="Local state (worker tables, offsets)")
     log_level: str = Field("INFO", description="Log level of the JSON log lines")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The config file's keys, then secrets given as files, then the environment."""
+        given = init_settings.init_kwargs if isinstance(init_settings, InitSettingsSource) else {}
+        secret_files = SecretFilesSource(settings_cls, given)
+        return init_settings, secret_files, env_settings, dotenv_settings, file_secret_settings
 
 
 SettingsT = TypeVar("SettingsT", bound=BackboneSettings)
@@ -57,8 +79,14 @@ def load_settings(cls: type[SettingsT], config_file: Path | None = None) -> Sett
     try:
         return cls(**values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"BACKBONE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_problem(cls, error) for error in exc.errors())
         raise ConfigurationError(f"invalid settings: {problems}") from exc
+
+
+def _problem(cls: type[BackboneSettings], error: ErrorDetails) -> str:
+    """One invalid setting, by its variable; a missing secret says how to give it."""
+    name = "_".join(str(part) for part in error["loc"])
+    variable = f"BACKBONE_{name.upper()}"
+    if error["type"] == "missing" and name in secret_fields(cls):
+        return f"{variable}: not set; set it, or {variable}{FILE_SUFFIX} to a file holding it"
+    return f"{variable}: {error['msg'].removeprefix('Value error, ')}"

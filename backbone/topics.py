@@ -18,8 +18,12 @@ from backbone.errors import TransientError
 from backbone.settings import BackboneSettings
 
 FOREVER = "-1"
+DAY_MS = str(24 * 3600 * 1000)
 WEEK_MS = str(7 * 24 * 3600 * 1000)
 MONTH_MS = str(30 * 24 * 3600 * 1000)
+# The longest the social care webhook may remember an Idempotency-Key's answer: its topic's
+# retention, which bounds the topic whatever the connector's own (shorter) setting.
+WEBHOOK_IDEMPOTENCY_RETENTION_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class Topics:
         (retention -1): timelines, alert views and the lookup are rebuilt from them, and the
         audit trail is the record of who read what. Frames of agency events can be framed again
         from the agency topics, so they keep a week; dead letters keep 30 days, the time to
-        look at them and replay them.
+        look at them and replay them; the webhook's idempotency answers keep a week at most.
         """
         agency = [
             TopicSpec(
@@ -118,6 +122,18 @@ class Topics:
                 1,
                 {"cleanup.policy": "compact"},
             ),
+            TopicSpec(
+                self.webhook_idempotency,
+                "Idempotency-Key",
+                "JSON answer",
+                1,
+                {
+                    "cleanup.policy": "compact,delete",
+                    "retention.ms": str(WEBHOOK_IDEMPOTENCY_RETENTION_S * 1000),
+                    # Retention deletes whole closed segments: roll daily so a week means a week.
+                    "segment.ms": DAY_MS,
+                },
+            ),
         ]
 
     def agency_events(self, agency: Agency) -> str:
@@ -177,6 +193,11 @@ class Topics:
     def connector_positions(self) -> str:
         """Each connector's durable position per source partition (compacted)."""
         return f"{self.prefix}.connector-positions"
+
+    @property
+    def webhook_idempotency(self) -> str:
+        """The social care webhook's answer per Idempotency-Key (compacted, a week at most)."""
+        return f"{self.prefix}.webhook-idempotency"
 
     def all_agency_events(self) -> list[str]:
         return [self.agency_events(agency) for agency in Agency]

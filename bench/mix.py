@@ -127,7 +127,7 @@ class AgencyMix:
         self._sources = [_source_of(record, pseudonyms) for record in population.records]
         self._codec = codec
         self._topics = topics
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # nosec B311 # a seeded, repeatable load mix, not a secret
         self._now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     @property

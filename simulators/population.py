@@ -272,7 +272,7 @@ class Population:
 def generate(settings: PopulationSettings | None = None) -> Population:
     """A population drawn from `settings.seed`: the same settings give the same population."""
     settings = settings or PopulationSettings()
-    world = _World(settings, random.Random(settings.seed))
+    world = _World(settings, random.Random(settings.seed))  # nosec B311 # seeded synthetic people, repeatable by design
     persons = world.persons()
     records = [record for person in persons for record in world.records_of(person)]
     return Population(settings, persons, records)

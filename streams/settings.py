@@ -6,8 +6,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
+from backbone.secret_settings import Secret
 from backbone.settings import BackboneSettings
 from streams.alerting.notifications.settings import NotificationSettings
 from streams.alerting.rules import SHIPPED_RULES
@@ -70,7 +71,7 @@ class WorkerSettings(AlertSettings, NotificationSettings):
         description="How often the alert timer moves event time with the wall clock and "
         "checks the absences that are due",
     )
-    token_secret: SecretStr = Field(description="Secret that signs coordinator tokens")
+    token_secret: Secret = Field(description="Secret that signs coordinator tokens")
     worker_session_timeout_s: float = Field(
         60.0,
         ge=6,

@@ -1,11 +1,13 @@
 """Killing the webhook connector mid-stream loses nothing: the sender retries what was not
 answered 202, and the events on Kafka are exactly the ones sent (duplicates only as the same
-event id, which the timeline drops)."""
+event id, which the timeline drops). A delivery repeated after the restart gets the answer it
+got before, and publishes nothing again."""
 
 from __future__ import annotations
 
 import threading
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -86,3 +88,50 @@ def test_a_killed_connector_loses_nothing_and_invents_nothing(
     assert set(on_kafka) == {event_id_for(event.event_id) for event in events}
     # The sender has one delivery in flight: at most that one was published but not answered.
     assert len(on_kafka) - len(set(on_kafka)) <= 1
+
+
+def test_a_repeat_after_a_restart_gets_the_first_answer_and_publishes_nothing_again(
+    deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    logs = tmp_path_factory.mktemp("logs")
+    url = f"http://127.0.0.1:{deployment.webhook_port}"
+    event = CaseEvent(
+        "case_opened",
+        datetime(2026, 6, 1, tzinfo=UTC),
+        "C-AGAIN",
+        CasePerson("CP-AGAIN", "Ames", "Kit", date(1980, 1, 1)),
+    )
+    invalid = event.body() | {"occurred_at": "soon"}
+    key, invalid_key = str(uuid.uuid4()), str(uuid.uuid4())
+
+    connector = start_connector(deployment, logs)
+    system = CaseManagementSystem(url, deployment.webhook_secret.encode())
+    first = system.deliver(event, idempotency_key=key)
+    first_invalid = system.deliver(invalid, idempotency_key=invalid_key)
+    connector.process.kill()  # SIGKILL: whatever was answered must already be durable
+    connector.process.wait()
+    connector = start_connector(deployment, logs)
+    repeat = system.deliver(event, idempotency_key=key)
+    repeat_invalid = system.deliver(invalid, idempotency_key=invalid_key)
+    other_body = system.deliver(replace(event, event_type="case_closed"), idempotency_key=key)
+    system.close()
+    connector.stop()
+
+    assert first.status_code == repeat.status_code == 202
+    assert repeat.json() == first.json()
+    assert first_invalid.status_code == repeat_invalid.status_code == 400
+    assert repeat_invalid.json() == first_invalid.json()
+    assert other_body.status_code == 409
+    topics = Topics(deployment.prefix)
+    published = [
+        record
+        for record in read_all(deployment.bootstrap, topics.agency_events(Agency.SOCIAL_CARE))
+        if record.headers["event_id"].decode() == first.json()["event_id"]
+    ]
+    assert len(published) == 1
+    dead_letters = [
+        record
+        for record in read_all(deployment.bootstrap, topics.dead_letter)
+        if str(event.event_id).encode() in (record.value or b"")
+    ]
+    assert len(dead_letters) == 1

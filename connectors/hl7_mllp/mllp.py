@@ -122,7 +122,7 @@ class MllpServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        assert task is not None
+        assert task is not None  # nosec B101 # a connection handler always runs in a task
         self._connections[task] = reader
         self._writers.append(writer)
         peer = _peer_name(writer)

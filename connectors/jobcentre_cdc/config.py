@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
+from backbone.secret_settings import Secret
 from connectors.runtime.config import ConnectorSettings
 
 
 class JobcentreCdcSettings(ConnectorSettings):
     """Which database and slot to read, and how its tables and columns are named."""
 
-    cdc_dsn: str = Field(
-        "host=127.0.0.1 port=15432 dbname=postgres user=postgres",
-        description="libpq connection string of the case management database; keep the "
-        "password in PGPASSWORD or ~/.pgpass rather than here",
+    cdc_dsn: Secret = Field(
+        SecretStr("host=127.0.0.1 port=15432 dbname=postgres user=postgres"),
+        description="libpq connection string of the case management database; a secret, as "
+        "it may hold the password (or keep that in PGPASSFILE / ~/.pgpass)",
     )
     cdc_slot: str = Field(
         "backbone_jobcentre",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 PLUGIN = "wal2json"
 
@@ -105,11 +105,10 @@ class ReplicationSlot:
     async def peek(self, connection: AsyncConnection, changes: int) -> list[str]:
         """The next whole transactions (at least `changes` output rows if there are that many),
         left on the slot until `confirm`."""
+        options = sql.SQL("").join(sql.SQL(", %s") for _ in self._options)
+        query = sql.SQL("select data from pg_logical_slot_peek_changes(%s, NULL, %s{})")
         cursor = await connection.execute(
-            "select data from pg_logical_slot_peek_changes(%s, NULL, %s"
-            + ", %s" * len(self._options)
-            + ")",
-            (self.name, changes, *self._options),
+            query.format(options), (self.name, changes, *self._options)
         )
         return [str(row[0]) for row in await cursor.fetchall()]
 

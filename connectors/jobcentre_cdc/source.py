@@ -56,7 +56,8 @@ class JobcentreCdcConnector:
         self._schema = CaseSchema.from_settings(settings)
         self._slot = ReplicationSlot(settings.cdc_slot, [t.qualified for t in self._schema.tables])
         self._partition = f"slot:{settings.cdc_slot}"
-        self._lag = WalLagProbe(settings.cdc_dsn, self._slot, self.name, self._partition)
+        self._dsn = settings.cdc_dsn.get_secret_value()
+        self._lag = WalLagProbe(self._dsn, self._slot, self.name, self._partition)
         self._stopping = asyncio.Event()
         self._runtime: ConnectorRuntime | None = None
         self._connection: AsyncConnection | None = None
@@ -75,7 +76,7 @@ class JobcentreCdcConnector:
         )
         try:
             self._connection = await self._connect()
-            await self._directory.open(self.settings.cdc_dsn)
+            await self._directory.open(self._dsn)
         except psycopg.OperationalError as exc:
             raise TransientError(f"cannot reach the jobcentre database: {exc}") from exc
         positions = await asyncio.to_thread(runtime.positions.load)
@@ -98,7 +99,7 @@ class JobcentreCdcConnector:
                 await self._connection.close()
 
     async def _connect(self) -> AsyncConnection:
-        return await AsyncConnection.connect(self.settings.cdc_dsn, autocommit=True)
+        return await AsyncConnection.connect(self._dsn, autocommit=True)
 
     async def _resume_point(self, position: dict[str, Any]) -> bool:
         """Whether a snapshot is still owed; else move the slot up to the saved position."""
@@ -138,10 +139,10 @@ class JobcentreCdcConnector:
             # on the slot, so rows already published get the same ids again.
             log.warning("cdc_snapshot_restarted", slot=self._slot.name)
             await self._slot.drop(connection)
-        exported = await self._slot.create_with_snapshot(self.settings.cdc_dsn)
+        exported = await self._slot.create_with_snapshot(self._dsn)
         log.info("cdc_snapshot_started", slot=self._slot.name, lsn=exported.consistent_lsn)
         rows = 0
-        async for chunk in read_snapshot(self.settings.cdc_dsn, exported, self._schema):
+        async for chunk in read_snapshot(self._dsn, exported, self._schema):
             if self._stopping.is_set():
                 return  # no position saved: the next start takes the snapshot again
             await self._publish_until_acked(chunk, [])
@@ -227,7 +228,7 @@ class JobcentreCdcConnector:
         directory = self._require_directory()
         if change.table.reference == "jobseekers":
             row = parse_row("jobseekers", change.row)
-            assert isinstance(row, JobseekerRow)
+            assert isinstance(row, JobseekerRow)  # nosec B101 # parse_row of jobseekers gives this type
             return directory.remember(row)
         key = jobseeker_key(change)
         if key is None:

@@ -73,5 +73,5 @@ class SubjectDirectory:
         if found is None:
             raise BadInput(f"no jobseeker {jobseeker_id}", field="jobseeker_id")
         row = parse_row("jobseekers", found)
-        assert isinstance(row, JobseekerRow)
+        assert isinstance(row, JobseekerRow)  # nosec B101 # parse_row of jobseekers gives this type
         return self.remember(row)

@@ -1,8 +1,9 @@
 """The webhook endpoint: POST /webhooks/social-care, answered only once Kafka has the event.
 
 Order of checks: size (413), signature (401, nothing stored), idempotency key (409 or the
-remembered answer), then the body (400, raw body dead-lettered). Kafka not taking the event or
-its dead letter gives 503 so the sender retries: nothing is lost.
+remembered answer, also after a restart), then the body (400, raw body dead-lettered). Kafka
+not taking the event, its dead letter or the answer's record gives 503 so the sender retries:
+nothing is lost.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from backbone.logging import get_logger
 from backbone.metrics import EVENTS_IN
 from connectors.runtime import ConnectorRuntime
 from connectors.social_care_webhook.config import SocialCareWebhookSettings
-from connectors.social_care_webhook.idempotency import Answer, Conflict, IdempotencyKeys
+from connectors.social_care_webhook.idempotency import Answer, Conflict
+from connectors.social_care_webhook.idempotency_store import IdempotencyStore
 from connectors.social_care_webhook.mapping import WebhookBody, to_event
 
 log = get_logger(__name__)
@@ -45,12 +47,20 @@ class SocialCareWebhook:
     def __init__(self, settings: SocialCareWebhookSettings) -> None:
         self.settings = settings
         self._secret = settings.webhook_secret.get_secret_value().encode()
-        self._keys = IdempotencyKeys(settings.webhook_idempotency_keys)
+        self._keys: IdempotencyStore | None = None
         self._runtime: ConnectorRuntime | None = None
         self._runner: web.AppRunner | None = None
 
     async def start(self, runtime: ConnectorRuntime) -> None:
         self._runtime = runtime
+        self._keys = IdempotencyStore(
+            self.settings.kafka_bootstrap,
+            runtime.topics.webhook_idempotency,
+            runtime.publisher,
+            self.settings.webhook_idempotency_keys,
+            self.settings.webhook_idempotency_ttl_s,
+        )
+        self._keys.start()
         app = web.Application(client_max_size=self.settings.webhook_max_body_bytes)
         app.router.add_post(PATH, self.receive)
         self._runner = web.AppRunner(app, access_log=None)
@@ -65,6 +75,8 @@ class SocialCareWebhook:
         # AppRunner.cleanup stops accepting and waits for requests in flight to finish.
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._keys is not None:
+            self._keys.stop()
 
     async def receive(self, request: web.Request) -> web.Response:
         """Handle one delivery from the case management system."""
@@ -82,18 +94,19 @@ class SocialCareWebhook:
             return error(401, "invalid_signature", "X-Signature is missing or does not match")
         key = request.headers.get("Idempotency-Key", "")
         digest = hashlib.sha256(raw).hexdigest()
+        keys = self._require_keys()
         try:
-            answer = self._keys.previous(key, digest) if key else None
+            wait_s = self.settings.delivery_timeout_s
+            answer = await keys.previous(key, digest, wait_s) if key else None
+            if answer is None:
+                answer = await self._answer(request, raw, key, started)
+                if key:
+                    await keys.remember(key, digest, answer)
         except Conflict:
             return error(409, "idempotency_conflict", "Idempotency-Key was used with another body")
-        if answer is None:
-            try:
-                answer = await self._answer(request, raw, key, started)
-            except TransientError as exc:
-                log.warning("webhook_kafka_unavailable", error=str(exc))
-                return error(503, "unavailable", "cannot store the event now; retry later")
-            if key:
-                self._keys.remember(key, digest, answer)
+        except TransientError as exc:
+            log.warning("webhook_kafka_unavailable", error=str(exc))
+            return error(503, "unavailable", "cannot store the event now; retry later")
         return web.json_response(answer.body, status=answer.status)
 
     async def _answer(self, request: web.Request, raw: bytes, key: str, started: float) -> Answer:
@@ -126,6 +139,11 @@ class SocialCareWebhook:
         if self._runtime is None:
             raise RuntimeError("the webhook connector is not started")
         return self._runtime
+
+    def _require_keys(self) -> IdempotencyStore:
+        if self._keys is None:
+            raise RuntimeError("the webhook connector is not started")
+        return self._keys
 
     def _too_large(self) -> web.Response:
         limit = self.settings.webhook_max_body_bytes

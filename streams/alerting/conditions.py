@@ -92,7 +92,7 @@ def decide(condition: Condition, situation: Situation) -> Verdict:
 
 def _matching(condition: Condition, situation: Situation) -> tuple[Occurrence, ...]:
     match = condition.exists or condition.of or condition.absent
-    assert match is not None  # the rule model guarantees one of them for these kinds
+    assert match is not None  # nosec B101 # the rule model guarantees one of them for these kinds
     in_reach = situation.in_reach(condition, condition.within)
     return tuple(o for o in in_reach if match.matches(o.entry))
 

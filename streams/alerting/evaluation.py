@@ -237,7 +237,7 @@ def _withdraw_disproved(
     """Withdraw the rule's open alerts that the arrived event disproves: it lies in a window
     of their anchor and, judged again with it on the timeline, the rule no longer holds."""
     for alert in dedup.open_alerts(rule) if leaves else ():
-        assert alert.anchor_event_id is not None  # open_alerts keeps only those that know it
+        assert alert.anchor_event_id is not None  # nosec B101 # open_alerts keeps only those that know it
         anchor = view.find(alert.anchor_event_id)
         if anchor is None or not any(looks_at(leaf, anchor.at, arrived.at) for leaf in leaves):
             continue

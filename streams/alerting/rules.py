@@ -311,7 +311,7 @@ class Condition(RuleModel):
             return f"open: {state}{scope}"
         window = self.within.describe() if self.within else "any time before"
         match = self.exists or self.absent or self.of
-        assert match is not None  # one kind is set, checked on validation
+        assert match is not None  # nosec B101 # one kind is set, checked on validation
         head = f"at least {self.at_least}" if self.at_least else self.kind
         return f"{head} {match.describe()}{scope}, {window}"
 

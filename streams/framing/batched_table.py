@@ -114,7 +114,7 @@ class BatchedTable(MutableMapping[str, Any]):
                     self.table[key] = value
         else:
             event = current_event()
-            assert event is not None, "a table is written while its frame is the current event"
+            assert event is not None, "a table is written while its frame is the current event"  # nosec B101 # the invariant its message states
             self._changelog.write(cast(Collection, self.table), event.message.partition, changes)
         for key, value in self._pending.items():
             self._remember(key, value)

@@ -37,7 +37,7 @@ class FrameOutbox:
 
     def add(self, event: FramedEvent) -> None:
         """Queue `event` for the partition of its key."""
-        assert event.key is not None, "a framed event needs a key to find its partition"
+        assert event.key is not None, "a framed event needs a key to find its partition"  # nosec B101 # the invariant its message states
         self._pending[partition_of(event.key, self.partitions)].append(event)
 
     def __len__(self) -> int:

@@ -14,8 +14,10 @@ hears of an open alert nobody acknowledged in time (alert-rules.md):
       housing-officers:
         - email: {to: housing-duty-manager@example.org}
 
-It is validated once at start-up, secrets included (a webhook's `secret_env` must name a set
-environment variable), and every problem reads `team <name> <field path>: <what is wrong>`.
+It is validated once at start-up, secrets included (a webhook's `secret_env` names the
+environment variable holding its secret, or `<secret_env>_FILE` a file holding it: see
+backbone/secret_settings.py), and every problem reads `team <name> <field path>: <what is
+wrong>`.
 A recipient is one channel address; two teams that share an address share one recipient, so
 an alert routed to both reaches it once.
 """
@@ -39,6 +41,7 @@ from pydantic import (
 )
 
 from backbone.errors import ConfigurationError
+from backbone.secret_settings import read_secret
 from backbone.settings import REPO_ROOT
 
 SAMPLE_ROUTING = REPO_ROOT / "deploy" / "notifications" / "routing.yaml"
@@ -198,12 +201,22 @@ def _team(
         if channel.email is not None:
             recipients.append(Recipient("email", channel.email.to))
         elif channel.webhook is not None:
-            secret = environ.get(channel.webhook.secret_env, "")
-            if not secret:
+            try:
+                secret = _webhook_secret(environ, channel.webhook.secret_env)
+            except ConfigurationError as exc:
                 where = ("channels", index, "webhook", "secret_env")
-                problems.append(_problem(name, where, f"{channel.webhook.secret_env} is not set"))
-            recipients.append(Recipient("webhook", str(channel.webhook.url), SecretStr(secret)))
+                problems.append(_problem(name, where, str(exc)))
+                continue
+            recipients.append(Recipient("webhook", str(channel.webhook.url), secret))
     return tuple(recipients), problems
+
+
+def _webhook_secret(environ: Mapping[str, str], variable: str) -> SecretStr:
+    """The secret a webhook is signed with: in `variable`, or in the file `<variable>_FILE`."""
+    secret = read_secret(environ, variable)
+    if secret is None:
+        raise ConfigurationError(f"{variable} is not set (nor {variable}_FILE)")
+    return SecretStr(secret)
 
 
 def _conflicting_secrets(teams: Mapping[str, tuple[Recipient, ...]]) -> list[str]:

@@ -31,7 +31,7 @@ def estimate_model(
 ) -> MatchModel:
     """m from pairs sharing a national identifier, u from random pairs; national id kept."""
     m_counts = _level_counts(_same_national_id_pairs(records))
-    u_counts = _level_counts(_random_pairs(records, random_pairs, random.Random(seed)))
+    u_counts = _level_counts(_random_pairs(records, random_pairs, random.Random(seed)))  # nosec B311 # seeded sampling of record pairs, not a secret
     probabilities = {"national_id": DEFAULT_MODEL.probabilities["national_id"]}
     for field, levels in FIELD_LEVELS.items():
         if field == "national_id":
