@@ -38,9 +38,12 @@ class _Arrivals:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str], Received] = {}
+        self.repeats = 0  # deliveries that arrived again under a key seen before
 
     def add(self, key: str, received: Received) -> None:
         with self._lock:
+            if (key, received.recipient) in self._seen:
+                self.repeats += 1
             self._seen.setdefault((key, received.recipient), received)
 
     def of_alert(self, alert_id: str) -> list[Received]:
@@ -125,3 +128,8 @@ class TeamInboxes:
     def received(self, alert_id: str) -> list[Received]:
         """Every notification of the alert that arrived, once each."""
         return self._arrivals.of_alert(alert_id)
+
+    @property
+    def repeats(self) -> int:
+        """How many notifications arrived again under a delivery key seen before (dropped)."""
+        return self._arrivals.repeats

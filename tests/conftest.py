@@ -183,6 +183,13 @@ class Deployment:
 def deployment(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """Fresh topics (by prefix), secrets and ports for the tests of one module; its topics are
     deleted afterwards, so a whole test session does not fill the broker's heap."""
+    with fresh_deployment(kafka, tmp_path_factory) as deployed:
+        yield deployed
+
+
+@contextmanager
+def fresh_deployment(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """A deployment of its own (topic prefix, secrets, ports); its topics deleted after."""
     deployed = Deployment(
         bootstrap=kafka,
         prefix=f"t{uuid.uuid4().hex[:10]}",

@@ -416,15 +416,17 @@ class Load:
         return sum(len(ids) for ids in self.events.values())
 
 
-def build_load(fleet: Fleet) -> tuple[Load, list[BenchEvent]]:
-    """A few thousand events of several hundred persons' agency records (bench.mix), some
-    social care events listing another social care record as household member."""
+def build_load(
+    fleet: Fleet, size: int = LOAD_EVENTS, persons: int = LOAD_PERSONS
+) -> tuple[Load, list[BenchEvent]]:
+    """`size` events of `persons` persons' agency records (bench.mix), some social care events
+    listing another social care record as household member."""
     key = fleet.deployment.pseudonym_key.encode()
-    sized_for = round(LOAD_PERSONS * EVENTS_PER_RECORD * RECORDS_PER_PERSON)
+    sized_for = round(persons * EVENTS_PER_RECORD * RECORDS_PER_PERSON)
     mix = AgencyMix(sized_for, fleet.codec, fleet.topics, key, seed=LOAD_SEED)
-    # The same population the mix draws (it sizes LOAD_PERSONS persons for `sized_for` events),
+    # The same population the mix draws (it sizes `persons` persons for `sized_for` events),
     # for the local identifiers the lookup asks by.
-    population = generate(PopulationSettings(persons=LOAD_PERSONS, seed=LOAD_SEED))
+    population = generate(PopulationSettings(persons=persons, seed=LOAD_SEED))
     assert len(population.records) == mix.records
     pseudonyms = Pseudonymiser(key)
     subjects = {}
@@ -437,7 +439,7 @@ def build_load(fleet: Fleet) -> tuple[Load, list[BenchEvent]]:
     events = []
     load = Load({}, local_ids, 0)
     social_care = 0
-    for number, event in enumerate(itertools.islice(mix.events(), LOAD_EVENTS)):
+    for number, event in enumerate(itertools.islice(mix.events(), size)):
         record_id = event.key.decode()
         assert record_id in local_ids, "the mix's population is not the one sized here"
         agency = subjects[record_id][0]

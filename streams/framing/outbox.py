@@ -8,6 +8,7 @@ co-partitioned with their keys.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 
 import faust
@@ -43,14 +44,20 @@ class FrameOutbox:
     def __len__(self) -> int:
         return sum(len(events) for events in self._pending.values())
 
-    async def send(self) -> int:
-        """Send every queued event in frames, one partition's in order; returns the count."""
+    async def send(self, *, acknowledged: bool = False) -> int:
+        """Send every queued event in frames, one partition's in order; returns the count.
+        With `acknowledged`, return only once the broker has acknowledged every frame (else
+        Faust's producer flushes them before the next commit)."""
         # Taken before the first await: events another agent adds meanwhile wait for its
         # own send, instead of being cleared unsent by this one.
         pending, self._pending = self._pending, defaultdict(list)
         sent = 0
+        deliveries = []
         for partition, events in sorted(pending.items()):
             for frame in frames_of(events, MAX_EVENTS_PER_FRAME, MAX_FRAME_BYTES):
-                await self.topic.send(value=encode_frame(self.codec, frame), partition=partition)
+                value = encode_frame(self.codec, frame)
+                deliveries.append(await self.topic.send(value=value, partition=partition))
                 sent += len(frame)
+        if acknowledged:
+            await asyncio.gather(*deliveries)
         return sent

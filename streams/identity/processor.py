@@ -200,12 +200,16 @@ class Identity:
                 # frame written by something else, which the router would have refused too.
                 record = self.codec.decode(framed.value).record
                 self.identify(framed, record)
-        # No await from the first table write to here: Faust writes each changelog on the
+        # What the frame decided goes out, acknowledged, before the tables record it: a worker
+        # that dies in between meets the frame again with the tables as they were, decides
+        # the same and sends it again (each output is idempotent downstream). In the other
+        # order a merge recorded but never sent was lost (tests/test_chaos.py). The tables'
+        # writes wait in their views until the flush, which writes each changelog on the
         # partition of the event being processed (the one partition of identity-input).
+        for outbox in (self.person_events, self.decisions, self.changes):
+            await outbox.send(acknowledged=True)
         for table in self._tables():
             table.flush()
-        for outbox in (self.person_events, self.decisions, self.changes):
-            await outbox.send()
         if outcome is not None:
             self.commands.answer(command, outcome)
 
