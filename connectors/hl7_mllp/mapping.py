@@ -13,6 +13,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from backbone.contracts import Agency, LegalBasis, Sensitivity
+from backbone.errors import excerpt
 from backbone.events import Encounter, Envelope, HealthEvent, Subject, validate_event
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 from connectors.hl7_mllp.message import (
@@ -157,7 +158,7 @@ def sex(message: Hl7Message) -> Sex | None:
         return None
     if code not in SEXES:
         allowed = ", ".join(sorted(SEXES))
-        raise MessageProblem(f"{code!r} is not one of {allowed}", field="PID-8")
+        raise MessageProblem(f"{excerpt(code)} is not one of {allowed}", field="PID-8")
     return SEXES[code]
 
 

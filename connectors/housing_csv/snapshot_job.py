@@ -63,7 +63,7 @@ class SnapshotJob:
         initial_load = self._store.applied() is None
         self._store.start_staging()
         try:
-            for row in read_snapshot(snapshot.path):
+            for row in read_snapshot(snapshot.path, self._settings.housing_max_row_chars):
                 await self._row(snapshot, row, initial_load, window, outcome)
                 if outcome.rows % CHECKPOINT_ROWS == 0:
                     self._store.checkpoint_staging()
@@ -92,6 +92,8 @@ class SnapshotJob:
         outcome.rows += 1
         self._rows_in.inc()
         try:
+            if row.problem is not None:
+                raise row.problem
             state = state_of(parse_row(row.fields), self._runtime.pseudonyms)
             previous = self._store.previous(state.tenancy_id)
             found = changes(previous, state, self._thresholds)

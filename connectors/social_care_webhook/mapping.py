@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from backbone.contracts import EVENT_TYPES, Agency, LegalBasis, Sensitivity
-from backbone.events import Envelope, HouseholdMember, SocialCareEvent, Subject
+from backbone.errors import BadInput, excerpt
+from backbone.events import (
+    Envelope,
+    HouseholdMember,
+    SocialCareEvent,
+    Subject,
+    Timestamp,
+    validation_problem,
+)
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 
 # Namespace of event ids derived from the case system's own event ids.
@@ -20,17 +29,31 @@ SAFEGUARDING_EVENTS = frozenset(
 )
 
 
+def _text(value: str) -> str:
+    # JSON's \u escapes can spell a lone UTF-16 surrogate: a Python str, but not text that
+    # UTF-8 (the hash, the Avro encoding) can carry.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        surrogate = value[exc.start : exc.end]
+        raise ValueError(f"holds {surrogate!r}, a lone surrogate that is not text") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Person(Body):
-    case_person_id: str = Field(min_length=1)
-    national_id: str | None = None
-    family_name: str = Field(min_length=1)
-    given_name: str = Field(min_length=1)
+    case_person_id: Text = Field(min_length=1)
+    national_id: Text | None = None
+    family_name: Text = Field(min_length=1)
+    given_name: Text = Field(min_length=1)
     birth_date: date
-    postcode: str | None = None
+    postcode: Text | None = None
 
 
 class Relative(Person):
@@ -42,19 +65,33 @@ class WebhookBody(Body):
 
     event_id: uuid.UUID
     event_type: str
-    occurred_at: AwareDatetime
-    case_id: str = Field(min_length=1)
+    occurred_at: Timestamp
+    case_id: Text = Field(min_length=1)
     person: Person
     household: list[Relative] = Field(default_factory=list)
-    details: dict[str, str] = Field(default_factory=dict)
+    details: dict[Text, Text] = Field(default_factory=dict)
 
     @field_validator("event_type")
     @classmethod
     def _known_event_type(cls, value: str) -> str:
         allowed = EVENT_TYPES[Agency.SOCIAL_CARE]
         if value not in allowed:
-            raise ValueError(f"{value!r} is not one of {', '.join(sorted(allowed))}")
+            raise ValueError(f"{excerpt(value)} is not one of {', '.join(sorted(allowed))}")
         return value
+
+
+def parse_body(raw: bytes) -> WebhookBody:
+    """The body the case system POSTed, validated; BadInput naming the field (or `body`)."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise BadInput("not read: arrays or objects nested too deeply", field="body") from None
+    except ValueError as exc:  # not UTF-8, not JSON, or a number too long to convert
+        raise BadInput(f"not valid JSON: {exc}", field="body") from exc
+    try:
+        return WebhookBody.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(exc) from exc
 
 
 def event_id_for(sender_event_id: uuid.UUID) -> str:
