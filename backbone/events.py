@@ -16,11 +16,11 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    model_validator,
+    field_validator,
 )
 
 from backbone.contracts import EVENT_SCHEMAS, EVENT_TYPES, Agency, LegalBasis, Sensitivity
-from backbone.errors import BadInput
+from backbone.errors import BadInput, excerpt
 
 KeyedHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256, hex")]
 # The largest Avro int and long: fastavro writes a larger int as it is, which no reader expects.
@@ -84,16 +84,16 @@ class AgencyEvent(Model):
     agency: ClassVar[Agency]
     envelope: Envelope
 
-    @model_validator(mode="after")
-    def _fits_family(self) -> AgencyEvent:
-        if self.envelope.agency is not self.agency:
-            raise ValueError(f"envelope.agency must be {self.agency.value} for this family")
-        if self.envelope.event_type not in EVENT_TYPES[self.agency]:
-            allowed = ", ".join(sorted(EVENT_TYPES[self.agency]))
-            raise ValueError(
-                f"envelope.event_type {self.envelope.event_type!r} not one of {allowed}"
-            )
-        return self
+    @field_validator("envelope")
+    @classmethod
+    def _fits_family(cls, envelope: Envelope) -> Envelope:
+        # A field validator, not a model one: the error then names `envelope`.
+        if envelope.agency is not cls.agency:
+            raise ValueError(f"agency must be {cls.agency.value} for this family")
+        if envelope.event_type not in EVENT_TYPES[cls.agency]:
+            allowed = ", ".join(sorted(EVENT_TYPES[cls.agency]))
+            raise ValueError(f"event_type {excerpt(envelope.event_type)} not one of {allowed}")
+        return envelope
 
     @classmethod
     def schema_name(cls) -> str:
@@ -175,7 +175,7 @@ class HousingEvent(AgencyEvent):
 
     agency: ClassVar[Agency] = Agency.HOUSING
     tenancy: Tenancy
-    arrears_threshold_weeks: int | None = None
+    arrears_threshold_weeks: int | None = Field(None, ge=0, le=AVRO_INT_MAX)
     snapshot_file: str
 
 

@@ -63,7 +63,7 @@ def trigger_of(message: Hl7Message) -> str:
     if code != "ADT" or trigger not in EVENT_TYPES:
         supported = ", ".join(f"ADT^{t}" for t in sorted(EVENT_TYPES))
         raise MessageProblem(
-            f"message type {code}^{trigger} is not supported (only {supported})",
+            f"message type {excerpt(f'{code}^{trigger}')} is not supported (only {supported})",
             field="MSH-9",
             condition=UNSUPPORTED_MESSAGE_TYPE,
         )

@@ -13,10 +13,8 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from pydantic import ValidationError
-
 from backbone.errors import BadInput
-from backbone.events import HousingEvent, validation_problem
+from backbone.events import HousingEvent
 from backbone.metrics import EVENTS_IN
 from connectors.housing_csv.config import HousingCsvSettings
 from connectors.housing_csv.diff import Change, changes, disappeared
@@ -109,13 +107,10 @@ class SnapshotJob:
         self, snapshot: SnapshotFile, state: TenancyState, found: list[Change], initial_load: bool
     ) -> list[HousingEvent]:
         source = self._settings.housing_source_system
-        try:
-            return [
-                to_event(state, change, snapshot.name, source, initial_load=initial_load)
-                for change in found
-            ]
-        except ValidationError as exc:  # a value the event contract refuses: bad input too
-            raise validation_problem(exc) from exc
+        return [
+            to_event(state, change, snapshot.name, source, initial_load=initial_load)
+            for change in found
+        ]
 
     async def _publish(
         self,

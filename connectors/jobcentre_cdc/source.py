@@ -214,7 +214,7 @@ class JobcentreCdcConnector:
             raise failures[0]
 
     async def _emit(self, change: Change, event: JobcentreEvent, started: float) -> None:
-        """Publish one event of `change`; one Kafka cannot carry (too large) dead-letters it."""
+        """Publish one event of `change`; one too large for Kafka dead-letters the change."""
         runtime = self._require_runtime()
         try:
             await runtime.emit(event, started)

@@ -151,8 +151,8 @@ class ConnectorRuntime:
         reason = reason[:MAX_REASON_CHARS]
         headers = [
             ("connector", self.name.encode()),
-            ("reason", reason.encode("utf-8", "backslashreplace")),
-            ("source", source.encode("utf-8", "backslashreplace")),
+            ("reason", reason.encode()),
+            ("source", source.encode()),
             ("received_at", datetime.now(UTC).isoformat().encode()),
         ]
         if len(raw) > MAX_RECORD_BYTES:
@@ -164,7 +164,7 @@ class ConnectorRuntime:
 
     def _reason_label(self, reason: str) -> str:
         """The field a reason names, as a metric label of bounded cardinality."""
-        label = reason.split(":", 1)[0].encode("utf-8", "backslashreplace").decode()[:100]
+        label = reason.split(":", 1)[0][:100]
         if label not in self._reason_labels:
             if len(self._reason_labels) >= MAX_REASON_LABELS:
                 return "other"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from backbone.contracts import EVENT_TYPES, Agency, LegalBasis, Sensitivity
 from backbone.errors import BadInput, excerpt
@@ -29,31 +29,17 @@ SAFEGUARDING_EVENTS = frozenset(
 )
 
 
-def _text(value: str) -> str:
-    # JSON's \u escapes can spell a lone UTF-16 surrogate: a Python str, but not text that
-    # UTF-8 (the hash, the Avro encoding) can carry.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        surrogate = value[exc.start : exc.end]
-        raise ValueError(f"holds {surrogate!r}, a lone surrogate that is not text") from None
-    return value
-
-
-Text = Annotated[str, AfterValidator(_text)]
-
-
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Person(Body):
-    case_person_id: Text = Field(min_length=1)
-    national_id: Text | None = None
-    family_name: Text = Field(min_length=1)
-    given_name: Text = Field(min_length=1)
+    case_person_id: str = Field(min_length=1)
+    national_id: str | None = None
+    family_name: str = Field(min_length=1)
+    given_name: str = Field(min_length=1)
     birth_date: date
-    postcode: Text | None = None
+    postcode: str | None = None
 
 
 class Relative(Person):
@@ -66,10 +52,10 @@ class WebhookBody(Body):
     event_id: uuid.UUID
     event_type: str
     occurred_at: Timestamp
-    case_id: Text = Field(min_length=1)
+    case_id: str = Field(min_length=1)
     person: Person
     household: list[Relative] = Field(default_factory=list)
-    details: dict[Text, Text] = Field(default_factory=dict)
+    details: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("event_type")
     @classmethod
@@ -88,6 +74,8 @@ def parse_body(raw: bytes) -> WebhookBody:
         raise BadInput("not read: arrays or objects nested too deeply", field="body") from None
     except ValueError as exc:  # not UTF-8, not JSON, or a number too long to convert
         raise BadInput(f"not valid JSON: {exc}", field="body") from exc
+    if not isinstance(data, dict):
+        raise BadInput("must be a JSON object", field="body")
     try:
         return WebhookBody.model_validate(data)
     except ValidationError as exc:
