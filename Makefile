@@ -1,10 +1,11 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing.
-# `make bench` runs the benchmark (README, "Benchmark").
+# `make bench` runs the benchmark (README, "Benchmark"); `make fuzz` the hostile-input
+# properties with the nightly number of examples (README, "Hostile input").
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test lint bench fuzz
 
 install: $(VENV)/.installed
 
@@ -27,6 +28,9 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+fuzz: install
+	HYPOTHESIS_PROFILE=nightly $(BIN)/python -m pytest tests/test_hostile_input.py
 
 bench: install
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,bench]'

@@ -123,7 +123,7 @@ class AvroCodec:
         out.write(header)
         try:
             fastavro.schemaless_writer(out, schema, record)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise BadInput(f"record does not fit schema {schema_name}: {exc}") from exc
         return out.getvalue()
 

@@ -29,3 +29,14 @@ class FatalError(BackboneError):
 
 class ConfigurationError(FatalError):
     """Settings, rules or schemas that are wrong; raised before any socket opens."""
+
+
+EXCERPT_CHARS = 40
+
+
+def excerpt(value: str, limit: int = EXCERPT_CHARS) -> str:
+    """`value` quoted for an error message, cut after `limit` characters: a reason travels in
+    ACKs, HTTP answers, log lines and dead-letter headers, so a huge bad value must not."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"

@@ -6,16 +6,40 @@ dict the codec writes. A validation error names the field (see `validate_event`)
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from backbone.contracts import EVENT_SCHEMAS, EVENT_TYPES, Agency, LegalBasis, Sensitivity
-from backbone.errors import BadInput
+from backbone.errors import BadInput, excerpt
 from backbone.household import Relationship
 
 KeyedHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256, hex")]
+# The largest Avro int and long: fastavro writes a larger int as it is, which no reader expects.
+AVRO_INT_MAX = 2**31 - 1
+AVRO_LONG_MAX = 2**63 - 1
+
+
+def _within_utc_years(moment: datetime) -> datetime:
+    # Avro timestamps are UTC: 0001-01-01T00:00+01:00 is an aware datetime Python cannot
+    # move to UTC (it would fall in year 0), so it could never be encoded.
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the years 1 to 9999 in UTC") from None
+    return moment
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_within_utc_years)]
 
 
 class Model(BaseModel):
@@ -44,8 +68,8 @@ class Envelope(Model):
     event_type: str
     agency: Agency
     source_system: str = Field(min_length=1)
-    occurred_at: AwareDatetime
-    recorded_at: AwareDatetime
+    occurred_at: Timestamp
+    recorded_at: Timestamp
     legal_basis: LegalBasis
     sensitivity: Sensitivity
     correlation_id: str | None = None
@@ -61,16 +85,16 @@ class AgencyEvent(Model):
     agency: ClassVar[Agency]
     envelope: Envelope
 
-    @model_validator(mode="after")
-    def _fits_family(self) -> AgencyEvent:
-        if self.envelope.agency is not self.agency:
-            raise ValueError(f"envelope.agency must be {self.agency.value} for this family")
-        if self.envelope.event_type not in EVENT_TYPES[self.agency]:
-            allowed = ", ".join(sorted(EVENT_TYPES[self.agency]))
-            raise ValueError(
-                f"envelope.event_type {self.envelope.event_type!r} not one of {allowed}"
-            )
-        return self
+    @field_validator("envelope")
+    @classmethod
+    def _fits_family(cls, envelope: Envelope) -> Envelope:
+        # A field validator, not a model one: the error then names `envelope`.
+        if envelope.agency is not cls.agency:
+            raise ValueError(f"agency must be {cls.agency.value} for this family")
+        if envelope.event_type not in EVENT_TYPES[cls.agency]:
+            allowed = ", ".join(sorted(EVENT_TYPES[cls.agency]))
+            raise ValueError(f"event_type {excerpt(envelope.event_type)} not one of {allowed}")
+        return envelope
 
     @classmethod
     def schema_name(cls) -> str:
@@ -88,8 +112,8 @@ class Encounter(Model):
     patient_class: str = Field(min_length=1)
     admission_type: str | None = None
     discharge_disposition: str | None = None
-    admitted_at: AwareDatetime | None = None
-    discharged_at: AwareDatetime | None = None
+    admitted_at: Timestamp | None = None
+    discharged_at: Timestamp | None = None
 
 
 class HealthEvent(AgencyEvent):
@@ -121,7 +145,7 @@ class Sanction(Model):
 
 class Appointment(Model):
     appointment_id: KeyedHash
-    scheduled_at: AwareDatetime
+    scheduled_at: Timestamp
     attended: bool | None = None
 
 
@@ -140,11 +164,11 @@ class Tenancy(Model):
     tenancy_ref: KeyedHash
     as_of: date
     status: Literal["active", "ended"]
-    arrears_pence: int
+    arrears_pence: int = Field(ge=-AVRO_LONG_MAX - 1, le=AVRO_LONG_MAX)
     arrears_weeks: float
     notice: Literal["none", "notice_seeking_possession", "notice_to_quit", "eviction_warrant"]
     homelessness_application: Literal["none", "open", "accepted", "closed"]
-    household_size: int = Field(ge=0)
+    household_size: int = Field(ge=0, le=AVRO_INT_MAX)
 
 
 class HousingEvent(AgencyEvent):
@@ -152,7 +176,7 @@ class HousingEvent(AgencyEvent):
 
     agency: ClassVar[Agency] = Agency.HOUSING
     tenancy: Tenancy
-    arrears_threshold_weeks: int | None = None
+    arrears_threshold_weeks: int | None = Field(None, ge=0, le=AVRO_INT_MAX)
     snapshot_file: str
 
 

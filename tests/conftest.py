@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 from confluent_kafka.admin import AdminClient
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
@@ -34,6 +36,18 @@ POSTGRES_SCRIPT = REPO_ROOT / "deploy" / "postgres" / "postgres.sh"
 POSTGRES_PORT = os.environ.get("BACKBONE_POSTGRES_PORT", "15432")
 POSTGRES_DSN = f"host=127.0.0.1 port={POSTGRES_PORT} user=postgres dbname=postgres"
 SAMPLE_HOOKS = ("HEALTH", "SOCIAL_CARE", "HOUSING")  # deploy/notifications/routing.yaml
+
+# Property-based tests (tests/test_hostile_input.py): a few hundred examples per property by
+# default (`ci`), many more with HYPOTHESIS_PROFILE=nightly (`make fuzz`). Failing examples are
+# kept under .hypothesis/ (ignored by git) to be tried first next time; CI keeps none.
+_EXAMPLES = (
+    None
+    if os.environ.get("CI")
+    else DirectoryBasedExampleDatabase(REPO_ROOT / ".hypothesis" / "examples")
+)
+settings.register_profile("ci", max_examples=300, deadline=None, database=_EXAMPLES)
+settings.register_profile("nightly", max_examples=20_000, deadline=None, database=_EXAMPLES)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 _SYLLABLES = ("ka", "lo", "mi", "ne", "su", "ta", "vo", "ri", "de", "ga", "po", "zu", "be", "hi")

@@ -29,7 +29,15 @@ from backbone.topics import Topics
 from cli.kafka_probe import Record, read_all
 from cli.processes import BackboneProcess, free_port, stop_all
 from connectors.hl7_mllp.mapping import event_id_for
-from simulators.hospital import AdtMessage, HospitalPas, Patient, Visit, frame
+from simulators.hospital import (
+    END_BLOCK,
+    START_BLOCK,
+    AdtMessage,
+    HospitalPas,
+    Patient,
+    Visit,
+    frame,
+)
 from tests.conftest import Deployment
 
 CODEC = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))
@@ -271,7 +279,7 @@ def test_malformed_messages_get_ae_with_err_are_dead_lettered_and_the_stream_goe
         (bad_birth.encode(), "PID-7: ", "PID^1^7", "102"),
         (b"hello, this is not HL7", "MSH: not an HL7 v2 message", "", "100"),
         (no_control_id.encode(), "MSH-10: is required", "MSH^1^10", "101"),
-        (unsupported.encode(), "MSH-9: message type ORU^R01 is not supported", "MSH^1^9", "200"),
+        (unsupported.encode(), "MSH-9: message type 'ORU^R01' is not supported", "MSH^1^9", "200"),
         (no_hospital_number.encode(), "PID-3: has no identifier of type MR", "PID^1^3", "101"),
         (bad_time.encode(), "PV1-44: ", "PV1^1^44", "102"),
         (oversize.encode(), "MLLP: message is larger than", "", "100"),
@@ -304,6 +312,46 @@ def test_malformed_messages_get_ae_with_err_are_dead_lettered_and_the_stream_goe
     metrics = httpx.get(f"http://127.0.0.1:{hospital.metrics_port}/metrics").text
     assert 'backbone_dead_letters_total{component="hl7-mllp",reason="PID-7"} ' in metrics
     assert 'backbone_events_in_total{agency="health",component="hl7-mllp"}' in metrics
+
+
+def test_broken_framing_and_hostile_messages_are_dead_lettered_and_the_stream_goes_on(
+    hospital: Hospital,
+) -> None:
+    patient = new_patient()
+    unended, after_unended, last = (
+        adt("A08", patient, visit=None),
+        adt("A04", patient),
+        adt("A01", patient),
+    )
+    bad_delimiters = b"MSH|999\rPID|1"
+    huge_sex = adt("A08", patient, visit=None).er7().replace("|F|", "|" + "X" * 60_000 + "|")
+    stray = b"junk between frames"
+    sent = [
+        frame(bad_delimiters),  # python-hl7 failed on an assertion: the connection was dropped
+        START_BLOCK + unended.encode(),  # no end block: it swallowed the next message
+        frame(after_unended.encode()),
+        stray + END_BLOCK,  # not framed: dead-lettered, not answered
+        frame(huge_sex.encode()),
+        frame(last.encode()),
+    ]
+
+    answers = hospital.pas().exchange([b"".join(sent)], answers=5)
+
+    assert [a.code for a in answers] == ["AE", "AE", "AA", "AE", "AA"]
+    assert answers[0].error_message.startswith("MSH-2: encoding characters '999'")
+    assert answers[1].error_message.startswith("MLLP: message has no end block")
+    assert answers[2].control_id == after_unended.control_id
+    assert answers[3].error_message.startswith("PID-8: 'XXXX")
+    assert len(answers[3].raw) < 1000  # the reason quotes only the start of the field
+    assert answers[4].control_id == last.control_id
+    by_value = {r.value: r.headers["reason"].decode() for r in hospital.dead_letters()}
+    assert by_value[bad_delimiters].startswith("MSH-2: ")
+    assert by_value[unended.encode()].startswith("MLLP: message has no end block")
+    assert by_value[huge_sex.encode()].startswith("PID-8: 'XXXX")
+    assert by_value[stray] == "MLLP: bytes outside a frame: no start block before them"
+    ids = {r.headers["event_id"] for r in hospital.health_events()}
+    assert event_id_for("RBH", after_unended.control_id).encode() in ids
+    assert event_id_for("RBH", last.control_id).encode() in ids
 
 
 def test_several_messages_in_one_read_and_one_message_over_several_reads(

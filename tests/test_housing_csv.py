@@ -366,6 +366,53 @@ def test_malformed_rows_are_dead_lettered_and_the_rest_goes_through(housing: Hou
     )
 
 
+def test_hostile_rows_are_dead_lettered_and_the_file_is_still_processed(
+    make_housing: Any,
+) -> None:
+    housing: Housing = make_housing(BACKBONE_HOUSING_MAX_ROW_CHARS="2048")
+    housing.start()
+    good = list(population(6, prefix="K"))
+
+    def bad(number: int, column: int, value: str) -> list[str]:
+        row = tenancy(100 + number, prefix="K").row(NIGHT_1)
+        row[column] = value
+        return row
+
+    unclosed = ",".join(tenancy(200, prefix="K").row(NIGHT_1)).replace(",K-TEN", ',"K-TEN', 1)
+    overlong = bad(4, 7, "x" * 5000)
+    rows: list[list[str] | str] = [
+        good[0].row(NIGHT_1),
+        unclosed,  # made every row after it part of one field
+        good[1].row(NIGHT_1),
+        bad(1, 10, "1e999999999"),  # decimal.Overflow: the file was deferred again and again
+        good[2].row(NIGHT_1),
+        bad(2, 10, "sNaN"),  # decimal.InvalidOperation, likewise
+        bad(3, 14, "99999999999"),  # over Avro's int: written as it was
+        good[3].row(NIGHT_1),
+        overlong,
+        *(t.row(NIGHT_1) for t in good[4:]),
+    ]
+
+    path = housing.system.export_rows(NIGHT_1, rows)
+    housing.wait_set_aside(path.name)
+
+    assert sorted(ids_of(housing.events())) == sorted(
+        housing.expected_id(NIGHT_1, t.tenancy_ref, "tenancy_started") for t in good
+    )
+    letters = read_all(housing.deployment.bootstrap, housing.dead_letter_topic)
+    reasons = {letter.headers["source"].decode(): letter for letter in letters}
+    assert {source: r.headers["reason"].decode()[:40] for source, r in reasons.items()} == {
+        "tenancies_20261101.csv:3": "row: a quote on this line is not closed ",
+        "tenancies_20261101.csv:5": "arrears_amount: '1e999999999' is not an ",
+        "tenancies_20261101.csv:7": "arrears_amount: 'sNaN' is not an amount ",
+        "tenancies_20261101.csv:8": "household_size: Input should be less tha",
+        "tenancies_20261101.csv:10": "row: is longer than 2048 characters",
+    }
+    assert reasons["tenancies_20261101.csv:3"].value == unclosed.encode()
+    # Of a row over the limit, its first characters are kept.
+    assert reasons["tenancies_20261101.csv:10"].value.decode() == ",".join(overlong)[:2049]
+
+
 def test_a_connector_killed_mid_file_publishes_exactly_the_expected_ids_after_restart(
     make_housing: Any,
 ) -> None:

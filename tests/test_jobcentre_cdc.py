@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from backbone.codec import AvroCodec, SchemaStore
@@ -339,3 +340,38 @@ def test_after_sigkill_mid_stream_a_restart_loses_nothing(cdc: Cdc) -> None:
         assert len({e["envelope"]["event_id"] for e in registered}) == 1
     log = cdc.connector.log.read_text()
     assert '"event": "cdc_resuming"' in log and "cdc_snapshot_started" not in log
+
+
+def test_rows_the_reference_schema_forbids_are_dead_lettered_and_the_stream_goes_on(
+    cdc: Cdc,
+) -> None:
+    # This deployment's database is looser than the reference schema: starts_on may be null.
+    with psycopg.connect(cdc.env["BACKBONE_CDC_DSN"], autocommit=True) as database:
+        database.execute("alter table sanctions alter column starts_on drop not null")
+        database.execute(
+            "insert into sanctions (id, jobseeker_id, reason, starts_on, reduction_pct) "
+            "values (3900, %s, 'no start', null, 10)",
+            (ZOFIA.id,),
+        )
+    # Its event is more than Kafka takes: once retried for ever as if Kafka were down.
+    huge = Jobseeker(1900, "N" * 1_000_000, "Long", date(1980, 1, 1))
+    cdc.system.register(huge)
+    after = Jobseeker(1901, "Okafor", "Ngozi", date(1979, 6, 2))
+    cdc.system.register(after)
+
+    assert [e["envelope"]["event_type"] for e in cdc.events_of(after.id, 1)] == [
+        "jobseeker_registered"
+    ]
+    letters = {
+        r.headers["source"].decode().split("@")[0]: r
+        for r in read_all(cdc.deployment.bootstrap, cdc.dead_letter_topic)
+    }
+    assert (
+        letters["postgres:public.sanctions"].headers["reason"].startswith(b"sanctions.starts_on: ")
+    )
+    too_large = letters["postgres:public.jobseekers"]
+    assert too_large.headers["reason"].startswith(b"size: the event is ")
+    # The raw change is over a megabyte too: its first bytes are kept, and how many it had.
+    assert len(too_large.value) == 900_000
+    assert int(too_large.headers["original_bytes"]) > 1_000_000
+    assert cdc.connector.process.poll() is None, "the connector stopped"

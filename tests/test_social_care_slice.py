@@ -7,11 +7,13 @@ simulator POSTs over HTTP and the coordinator API is read over HTTP.
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +25,7 @@ from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
 from backbone.topics import Topics
 from cli.kafka_probe import message_count, read_all
-from cli.processes import BackboneProcess, stop_all
+from cli.processes import BackboneProcess, free_port, stop_all
 from simulators.social_care import CaseEvent, CaseManagementSystem, CasePerson, Relative
 from tests.conftest import Deployment, distinct_identity
 
@@ -478,3 +480,84 @@ def test_the_coordinator_page_is_served_and_reads_only_through_the_api(pipeline:
     # The page carries no data: it calls the audited API with the coordinator's token.
     for call in ("/persons/lookup?", "/timeline", "/links", "/alerts", "/review", "X-Purpose"):
         assert call in page.text
+
+
+def test_hostile_bodies_get_400_naming_the_problem_and_are_dead_lettered(pipeline: Slice) -> None:
+    person = new_person()
+    body = case_event(person).body()
+    hostile: dict[str, bytes] = {
+        # Each once answered 500 (an exception escaped) with nothing dead-lettered.
+        "body: not read: arrays or objects nested too deeply": b"[" * 100_000,
+        "body: not valid JSON: Exceeds the limit": b'{"case_id": ' + b"1" * 5000 + b"}",
+        "occurred_at: Value error, is outside the years 1 to 9999": json.dumps(
+            body | {"occurred_at": "0001-01-01T00:00:00+14:00"}
+        ).encode(),
+        "body: must be a JSON object": b"[]",
+        # Valid, but its event is more than Kafka takes: once 503 for ever, as if Kafka were down.
+        "size: the event is": json.dumps(body | {"details": {"notes": "x" * 1_000_000}}).encode(),
+    }
+
+    answers = {reason: pipeline.system.deliver(raw) for reason, raw in hostile.items()}
+    accepted = pipeline.system.deliver(case_event(person, "case_closed"))
+
+    for reason, answer in answers.items():
+        assert answer.status_code == 400, (reason, answer.text)
+        assert answer.json()["detail"].startswith(reason)
+    assert accepted.status_code == 202
+    letters = read_all(pipeline.deployment.bootstrap, pipeline.topics.dead_letter)
+    by_reason = {r.headers["reason"].decode(): r for r in letters}
+    for reason, raw in hostile.items():
+        letter = next(r for text, r in by_reason.items() if text.startswith(reason))
+        if len(raw) <= 900_000:
+            assert letter.value == raw
+        else:  # Kafka takes about 1 MB: the first bytes are kept, and how many there were
+            assert letter.value == raw[:900_000]
+            assert letter.headers["original_bytes"] == str(len(raw)).encode()
+    assert [e["event_type"] for e in pipeline.timeline(person.case_person_id, 1)["events"]] == [
+        "case_closed"
+    ]
+
+
+def test_a_sender_that_never_finishes_its_request_is_cut_off(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    own = replace(deployment, webhook_port=free_port(), connector_metrics_port=free_port())
+    connector = BackboneProcess.start(
+        "social-care-webhook-slow",
+        ["connector", "run", "social-care-webhook"],
+        own.env() | {"BACKBONE_WEBHOOK_READ_TIMEOUT_S": "1"},
+        tmp_path,
+        f"http://127.0.0.1:{own.connector_metrics_port}/health",
+    )
+    try:
+        connector.wait_healthy()
+        half_body = send_and_read_until_closed(
+            own.webhook_port,
+            b"POST /webhooks/social-care HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nContent-Length: 1000\r\n\r\n" + b'{"event_id": ',
+        )
+        half_head = send_and_read_until_closed(own.webhook_port, b"POST /webhooks/social-care HT")
+        system = CaseManagementSystem(
+            f"http://127.0.0.1:{own.webhook_port}", deployment.webhook_secret.encode()
+        )
+        after = system.deliver(case_event(new_person()))
+        system.close()
+    finally:
+        stop_all([connector])
+
+    assert half_body.startswith(b"HTTP/1.1 408 ")
+    assert b'"error": "request_timeout"' in half_body
+    assert half_head == b""  # closed without an answer
+    assert after.status_code == 202
+
+
+def send_and_read_until_closed(port: int, data: bytes) -> bytes:
+    """Send `data` and nothing more; everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        # A guard against a server that never closes: the test fails rather than hangs.
+        connection.settimeout(60)
+        connection.sendall(data)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer

@@ -13,6 +13,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from backbone.contracts import HOSPITAL_NUMBER, Agency, LegalBasis, Sensitivity
+from backbone.errors import excerpt
 from backbone.events import Encounter, Envelope, HealthEvent, Subject, validate_event
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 from connectors.hl7_mllp.message import (
@@ -61,7 +62,7 @@ def trigger_of(message: Hl7Message) -> str:
     if code != "ADT" or trigger not in EVENT_TYPES:
         supported = ", ".join(f"ADT^{t}" for t in sorted(EVENT_TYPES))
         raise MessageProblem(
-            f"message type {code}^{trigger} is not supported (only {supported})",
+            f"message type {excerpt(f'{code}^{trigger}')} is not supported (only {supported})",
             field="MSH-9",
             condition=UNSUPPORTED_MESSAGE_TYPE,
         )
@@ -156,7 +157,7 @@ def sex(message: Hl7Message) -> Sex | None:
         return None
     if code not in SEXES:
         allowed = ", ".join(sorted(SEXES))
-        raise MessageProblem(f"{code!r} is not one of {allowed}", field="PID-8")
+        raise MessageProblem(f"{excerpt(code)} is not one of {allowed}", field="PID-8")
     return SEXES[code]
 
 

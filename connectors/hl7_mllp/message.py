@@ -10,7 +10,7 @@ from typing import Any
 
 import hl7
 
-from backbone.errors import BadInput
+from backbone.errors import BadInput, excerpt
 
 # HL7 table 0357 (message error condition codes), reported in ERR-3 of an AE answer.
 Condition = tuple[str, str]
@@ -58,6 +58,7 @@ class Hl7Message:
                 field="MSH",
                 condition=SEGMENT_SEQUENCE_ERROR,
             )
+        _check_delimiters(text.strip())
         try:
             return cls(hl7.parse(text))
         except (hl7.ParseException, ValueError, IndexError, KeyError) as exc:
@@ -103,3 +104,25 @@ class Hl7Message:
                 "is required", field=f"{segment}-{field}", condition=REQUIRED_FIELD_MISSING
             )
         return text
+
+
+def _check_delimiters(text: str) -> None:
+    """MSH-1 and MSH-2 must name five distinct delimiters: python-hl7 fails on an assertion
+    (or silently misreads the message) when they repeat one another or are letters."""
+    separator = text[3]
+    segment_end = text.find("\r")
+    header = text if segment_end < 0 else text[:segment_end]
+    msh2_end = header.find(separator, 4)
+    encoding = header[4:] if msh2_end < 0 else header[4:msh2_end]
+    delimiters = separator + encoding[:4]
+    if (
+        len(encoding) not in (4, 5)  # v2.7 adds a fifth, the truncation character
+        or len(set(delimiters)) != len(delimiters)
+        or any(ch.isalnum() or ch.isspace() for ch in delimiters)
+    ):
+        raise MessageProblem(
+            f"encoding characters {excerpt(encoding)} after field separator {separator!r} are not "
+            "four distinct delimiters such as ^~\\&",
+            field="MSH-2",
+            condition=DATA_TYPE_ERROR,
+        )

@@ -8,8 +8,10 @@ message, even when a sender pipelines (sends before the previous answer arrived)
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from backbone.logging import get_logger
@@ -19,6 +21,7 @@ log = get_logger(__name__)
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\x0d"
 READ_SIZE = 64 * 1024
+_MARKS = re.compile(re.escape(START_BLOCK) + b"|" + re.escape(END_BLOCK))
 
 
 def frame(payload: bytes) -> bytes:
@@ -26,56 +29,82 @@ def frame(payload: bytes) -> bytes:
     return START_BLOCK + payload + END_BLOCK
 
 
+class FramingProblem(StrEnum):
+    """Why bytes read from a connection are not one well-framed message."""
+
+    OVERSIZE = "message is larger than the configured limit"
+    NOT_ENDED = "message has no end block: a new start block came before it"
+    NO_START = "bytes outside a frame: no start block before them"
+
+
 @dataclass(frozen=True)
 class Frame:
-    """One received message. `oversize` frames hold only their first bytes."""
+    """One received message, or stray bytes (`problem`); at most `max_bytes` of it are kept."""
 
     payload: bytes
     peer: str
-    oversize: bool = False
+    problem: FramingProblem | None = None
 
 
 class FrameDecoder:
     """Cuts a byte stream into frames, whatever the TCP reads look like.
 
-    Bytes outside a frame (before a start block) are line noise and dropped. A frame longer
-    than `max_bytes` is not buffered whole: its first `max_bytes` are kept for the dead-letter
-    topic and the rest skipped up to its end block, so the stream stays in step.
+    Memory stays bounded whatever arrives: of a frame (or of stray bytes between frames) only
+    the first `max_bytes` are kept and the rest skipped up to its end. A start block inside a
+    frame ends it as NOT_ENDED and starts the next one, so a sender that lost an end block
+    loses only that message. Stray bytes other than whitespace come out as NO_START; blank
+    ones (CR, LF between frames) are dropped.
     """
 
     def __init__(self, max_bytes: int, peer: str) -> None:
         self._max = max_bytes
         self._peer = peer
-        self._buffer = bytearray()
-        self._head: bytes | None = None
+        self._kept = bytearray()  # the first bytes of the frame or stray bytes being read
+        self._size = 0  # how many bytes it has so far, kept or not
+        self._in_frame = False
+        self._carry = b""  # a last byte that may be the first half of an end block
 
     def feed(self, data: bytes) -> list[Frame]:
-        """The frames completed by `data` (possibly none)."""
-        self._buffer += data
-        frames: list[Frame] = []
-        while (end := self._buffer.find(END_BLOCK)) >= 0:
-            content = bytes(self._buffer[:end])
-            del self._buffer[: end + len(END_BLOCK)]
-            truncated = self._head is not None
-            if self._head is not None:
-                content, self._head = self._head, None
-            if START_BLOCK in content:
-                payload = _after_start(content)
-                oversize = truncated or len(payload) > self._max
-                frames.append(Frame(payload[: self._max], self._peer, oversize=oversize))
-        if len(self._buffer) > self._max + len(END_BLOCK):
-            if self._head is None:
-                self._head = bytes(self._buffer[: self._max + len(START_BLOCK)])
-            # Keep the last byte: it may be the first half of the end block.
-            del self._buffer[:-1]
-        return frames
+        """The frames and stray bytes completed by `data` (possibly none)."""
+        data = self._carry + data
+        self._carry = data[-1:] if data.endswith(END_BLOCK[:1]) else b""
+        usable = len(data) - len(self._carry)
+        found: list[Frame] = []
+        position = 0
+        for mark in _MARKS.finditer(data, 0, usable):
+            self._keep(data[position : mark.start()])
+            ended = mark.group() == END_BLOCK
+            finished = self._finish(ended=ended)
+            if finished is not None:
+                found.append(finished)
+            self._in_frame = not ended
+            position = mark.end()
+        self._keep(data[position:usable])
+        return found
+
+    def _keep(self, chunk: bytes) -> None:
+        room = self._max - len(self._kept)
+        if room > 0:
+            self._kept += chunk[:room]
+        self._size += len(chunk)
+
+    def _finish(self, *, ended: bool) -> Frame | None:
+        """What was read since the last mark, now that a start or end block came."""
+        payload, size = bytes(self._kept), self._size
+        self._kept.clear()
+        self._size = 0
+        if not self._in_frame:
+            blank = not payload.strip()
+            return None if blank else Frame(payload, self._peer, FramingProblem.NO_START)
+        if not ended:
+            return Frame(payload, self._peer, FramingProblem.NOT_ENDED)
+        problem = FramingProblem.OVERSIZE if size > self._max else None
+        return Frame(payload, self._peer, problem)
 
 
-def _after_start(content: bytes) -> bytes:
-    return content[content.find(START_BLOCK) + len(START_BLOCK) :]
-
-
-Handler = Callable[[Frame], Coroutine[Any, Any, bytes]]
+# The answer to send back, or None for stray bytes that no sender waits for an answer to.
+Handler = Callable[[Frame], Coroutine[Any, Any, bytes | None]]
+Answers = asyncio.Queue[asyncio.Task[bytes | None] | None]
 
 
 class MllpServer:
@@ -139,7 +168,7 @@ class MllpServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
     ) -> None:
         # A bounded queue of answers in arrival order: a pipelining sender is throttled here.
-        answers: asyncio.Queue[asyncio.Task[bytes] | None] = asyncio.Queue(self._max_in_flight)
+        answers: Answers = asyncio.Queue(self._max_in_flight)
         replier = asyncio.create_task(_reply_in_order(answers, writer, peer))
         decoder = FrameDecoder(self._max_message_bytes, peer)
         try:
@@ -159,15 +188,13 @@ async def _read(reader: asyncio.StreamReader, peer: str) -> bytes:
         return b""
 
 
-async def _reply_in_order(
-    answers: asyncio.Queue[asyncio.Task[bytes] | None], writer: asyncio.StreamWriter, peer: str
-) -> None:
+async def _reply_in_order(answers: Answers, writer: asyncio.StreamWriter, peer: str) -> None:
     """Send each answer when it is ready, in the order the messages arrived."""
     connected = True
     while (pending := await answers.get()) is not None:
         answer = await pending
-        if not connected:
-            continue  # the sender went away; it will resend what it got no answer for
+        if answer is None or not connected:
+            continue  # nothing to answer, or the sender went away (it resends what it missed)
         try:
             writer.write(frame(answer))
             await writer.drain()

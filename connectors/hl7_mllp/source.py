@@ -12,6 +12,7 @@ because the id derives from MSH-4 and MSH-10.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,7 @@ from connectors.hl7_mllp.ack import AckCode, Inbound, acknowledgement
 from connectors.hl7_mllp.config import Hl7MllpSettings
 from connectors.hl7_mllp.mapping import MappingRules, to_event
 from connectors.hl7_mllp.message import SEGMENT_SEQUENCE_ERROR, Hl7Message, MessageProblem
-from connectors.hl7_mllp.mllp import Frame, MllpServer
+from connectors.hl7_mllp.mllp import Frame, FramingProblem, MllpServer
 from connectors.runtime import ConnectorRuntime
 
 log = get_logger(__name__)
@@ -62,9 +63,14 @@ class Hl7MllpConnector:
         """Stop taking messages and answer those in flight."""
         await self._server.stop()
 
-    async def receive(self, received: Frame) -> bytes:
-        """Handle one message and return the ACK to send back."""
+    async def receive(self, received: Frame) -> bytes | None:
+        """Handle one message and return the ACK to send back (None for stray bytes)."""
         started = time.perf_counter()
+        if received.problem is FramingProblem.NO_START:
+            # Nobody waits for an answer to bytes outside a frame; they are kept for a look.
+            with contextlib.suppress(TransientError):
+                await self._dead_letter(received, self._framing_problem(received.problem))
+            return None
         EVENTS_IN.labels(self.name, "health").inc()
         message: Hl7Message | None = None
         try:
@@ -78,13 +84,15 @@ class Hl7MllpConnector:
         return self._answer(AckCode.ACCEPT, message)
 
     def _parse(self, received: Frame) -> Hl7Message:
-        if received.oversize:
-            raise MessageProblem(
-                f"message is larger than {self.settings.mllp_max_message_bytes} bytes",
-                field="MLLP",
-                condition=SEGMENT_SEQUENCE_ERROR,
-            )
+        if received.problem is not None:
+            raise self._framing_problem(received.problem)
         return Hl7Message.parse(received.payload, self.settings.mllp_encoding)
+
+    def _framing_problem(self, problem: FramingProblem) -> MessageProblem:
+        reason = problem.value
+        if problem is FramingProblem.OVERSIZE:
+            reason = f"message is larger than {self.settings.mllp_max_message_bytes} bytes"
+        return MessageProblem(reason, field="MLLP", condition=SEGMENT_SEQUENCE_ERROR)
 
     def _map(self, message: Hl7Message) -> HealthEvent:
         try:
@@ -101,14 +109,16 @@ class Hl7MllpConnector:
         self, received: Frame, message: Hl7Message | None, problem: BadInput
     ) -> bytes:
         """AE, once the raw message is on the dead-letter topic (AR if Kafka cannot take it)."""
-        reason = str(problem)
         try:
-            await self._require_runtime().dead_letter(
-                received.payload, reason, source=f"mllp://{received.peer}"
-            )
+            await self._dead_letter(received, problem)
         except TransientError as exc:
             return self._reject(message, exc)
         return self._answer(AckCode.ERROR, message, problem)
+
+    async def _dead_letter(self, received: Frame, problem: BadInput) -> None:
+        await self._require_runtime().dead_letter(
+            received.payload, str(problem), source=f"mllp://{received.peer}"
+        )
 
     def _reject(self, message: Hl7Message | None, exc: TransientError) -> bytes:
         log.warning("mllp_message_rejected", reason=str(exc))

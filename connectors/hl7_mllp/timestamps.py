@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import hl7
 
+from backbone.errors import excerpt
 from connectors.hl7_mllp.message import MessageProblem
 
 # YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ], the DTM format of HL7 v2.5.
@@ -25,7 +26,7 @@ def parse_time(value: str, zone: ZoneInfo, field: str) -> datetime:
     """An HL7 time as an aware UTC datetime; MessageProblem naming `field` if malformed."""
     if not _DTM.fullmatch(value):
         raise MessageProblem(
-            f"{value!r} is not an HL7 time (YYYYMMDD[HHMM[SS[.S]]][+/-ZZZZ])", field=field
+            f"{excerpt(value)} is not an HL7 time (YYYYMMDD[HHMM[SS[.S]]][+/-ZZZZ])", field=field
         )
     try:
         parsed: datetime = hl7.parse_datetime(value)
@@ -33,16 +34,16 @@ def parse_time(value: str, zone: ZoneInfo, field: str) -> datetime:
             parsed = parsed.replace(tzinfo=zone)
         return parsed.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
-        raise MessageProblem(f"{value!r} is not a valid time: {exc}", field=field) from exc
+        raise MessageProblem(f"{excerpt(value)} is not a valid time: {exc}", field=field) from exc
 
 
 def parse_date(value: str, field: str) -> date:
     """An HL7 date (YYYYMMDD, possibly followed by a time) as a date."""
     found = _DATE.fullmatch(value)
     if found is None:
-        raise MessageProblem(f"{value!r} is not an HL7 date (YYYYMMDD)", field=field)
+        raise MessageProblem(f"{excerpt(value)} is not an HL7 date (YYYYMMDD)", field=field)
     year, month, day = (int(part) for part in found.groups())
     try:
         return date(year, month, day)
     except ValueError as exc:
-        raise MessageProblem(f"{value!r} is not a valid date: {exc}", field=field) from exc
+        raise MessageProblem(f"{excerpt(value)} is not a valid date: {exc}", field=field) from exc

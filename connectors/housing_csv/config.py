@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from connectors.housing_csv.snapshot_csv import DEFAULT_MAX_ROW_CHARS
 from connectors.runtime.config import ConnectorSettings
 
 
@@ -31,6 +32,12 @@ class HousingCsvSettings(ConnectorSettings):
     )
     housing_source_system: str = Field(
         "housing-management-system", min_length=1, description="source_system on events"
+    )
+    housing_max_row_chars: int = Field(
+        DEFAULT_MAX_ROW_CHARS,
+        ge=1024,
+        description="A longer row (with its line breaks; an unbalanced quote runs a row on over "
+        "the next lines) is dead-lettered with its first characters",
     )
     housing_publish_window: int = Field(
         5000, ge=1, description="Events (and dead letters) waiting for Kafka's ack at once"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, time
 
+from pydantic import ValidationError
+
 from backbone.contracts import TENANT_REF, Agency, LegalBasis, Sensitivity
-from backbone.events import Envelope, HousingEvent, Subject, Tenancy
+from backbone.events import Envelope, HousingEvent, Subject, Tenancy, validation_problem
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 from connectors.housing_csv.diff import Change
 from connectors.housing_csv.snapshot_csv import TenancyRow
@@ -71,7 +73,21 @@ def to_event(
     initial_load: bool,
 ) -> HousingEvent:
     """The event for one change of one tenancy, as of the snapshot's date; `initial_load` for
-    the changes of a first snapshot (compared with no previous one at all)."""
+    the changes of a first snapshot (compared with no previous one at all). BadInput naming
+    the field if the contract refuses a value."""
+    try:
+        return _event(state, change, snapshot_file, source_system, initial_load)
+    except ValidationError as exc:
+        raise validation_problem(exc) from exc
+
+
+def _event(
+    state: TenancyState,
+    change: Change,
+    snapshot_file: str,
+    source_system: str,
+    initial_load: bool,
+) -> HousingEvent:
     return HousingEvent(
         envelope=Envelope(
             event_id=event_id_for(state.as_of, state.tenancy_id, change),

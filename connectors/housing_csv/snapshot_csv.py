@@ -6,7 +6,6 @@ raw text it came from, so a malformed row can go to the dead-letter topic exactl
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from collections.abc import Iterator
@@ -14,9 +13,10 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TextIO
 
-from backbone.errors import BadInput
+from backbone.errors import BadInput, excerpt
+from backbone.events import AVRO_LONG_MAX
+from connectors.housing_csv.csv_records import CsvRecords, Record
 
 COLUMNS = (
     "as_of",
@@ -41,6 +41,8 @@ HOMELESSNESS_APPLICATIONS = frozenset({"none", "open", "accepted", "closed"})
 # Bytes that are not UTF-8 are read as lone surrogates (errors="surrogateescape"), so one bad
 # row is dead-lettered byte for byte instead of failing the whole file.
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
+# A row is about 200 characters; one this long is not a tenancy (BACKBONE_HOUSING_MAX_ROW_CHARS).
+DEFAULT_MAX_ROW_CHARS = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,11 +68,13 @@ class TenancyRow:
 
 @dataclass(frozen=True)
 class RawRow:
-    """A data row as read: its first line number, its raw text and its parsed fields."""
+    """A data row as read: its first line number, its raw text and its parsed fields, or the
+    problem that kept it from being read (then `raw` may be only its first characters)."""
 
     line: int
     raw: str
     fields: list[str]
+    problem: BadInput | None = None
 
 
 def _required(value: str, column: str) -> str:
@@ -87,12 +91,12 @@ def _date(value: str, column: str) -> date:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise BadInput(f"{value!r} is not a date (YYYY-MM-DD)", field=column) from None
+        raise BadInput(f"{excerpt(value)} is not a date (YYYY-MM-DD)", field=column) from None
 
 
 def _one_of(value: str, allowed: frozenset[str], column: str) -> str:
     if value.strip() not in allowed:
-        raise BadInput(f"{value!r} is not one of {', '.join(sorted(allowed))}", field=column)
+        raise BadInput(f"{excerpt(value)} is not one of {', '.join(sorted(allowed))}", field=column)
     return value.strip()
 
 
@@ -100,10 +104,16 @@ def _pence(value: str, column: str) -> int:
     try:
         pounds = Decimal(value.strip())
     except InvalidOperation:
-        raise BadInput(f"{value!r} is not an amount in pounds", field=column) from None
-    pence = pounds * 100
-    if not pence.is_finite() or pence != pence.to_integral_value():
-        raise BadInput(f"{value!r} is not an amount in pounds and pence", field=column)
+        raise BadInput(f"{excerpt(value)} is not an amount in pounds", field=column) from None
+    try:
+        pence = pounds * 100
+        whole = pence.is_finite() and pence == pence.to_integral_value()
+    except ArithmeticError:  # decimal's signals: a signalling NaN, an exponent out of range
+        whole = False
+    if not whole:
+        raise BadInput(f"{excerpt(value)} is not an amount in pounds and pence", field=column)
+    if abs(pence) > AVRO_LONG_MAX:
+        raise BadInput(f"{excerpt(value)} is too large an amount", field=column)
     return int(pence)
 
 
@@ -111,9 +121,9 @@ def _weeks(value: str, column: str) -> float:
     try:
         weeks = float(value.strip())
     except ValueError:
-        raise BadInput(f"{value!r} is not a number of weeks", field=column) from None
+        raise BadInput(f"{excerpt(value)} is not a number of weeks", field=column) from None
     if not math.isfinite(weeks) or weeks < 0:
-        raise BadInput(f"{value!r} is not a number of weeks >= 0", field=column)
+        raise BadInput(f"{excerpt(value)} is not a number of weeks >= 0", field=column)
     return weeks
 
 
@@ -121,9 +131,9 @@ def _count(value: str, column: str) -> int:
     try:
         count = int(value.strip())
     except ValueError:
-        raise BadInput(f"{value!r} is not a whole number", field=column) from None
+        raise BadInput(f"{excerpt(value)} is not a whole number", field=column) from None
     if count < 0:
-        raise BadInput(f"{value!r} is negative", field=column)
+        raise BadInput(f"{excerpt(value)} is negative", field=column)
     return count
 
 
@@ -156,53 +166,48 @@ def parse_row(fields: list[str]) -> TenancyRow:
     )
 
 
-class _LineRecorder:
-    """Feeds lines to csv.reader and remembers them, so each record keeps its raw text
-    (a quoted field may span lines) and the number of its first line."""
-
-    def __init__(self, source: TextIO) -> None:
-        self._source = source
-        self._consumed: list[str] = []
-        self._line = 0
-        self._first = 1
-
-    def __iter__(self) -> Iterator[str]:
-        for text in self._source:
-            self._line += 1
-            if not self._consumed:
-                self._first = self._line
-            self._consumed.append(text)
-            yield text
-
-    def take(self) -> tuple[int, str]:
-        """The first line number and raw text of the record csv.reader just returned."""
-        raw = "".join(self._consumed)
-        self._consumed.clear()
-        return self._first, raw
-
-
-def read_snapshot(path: Path) -> Iterator[RawRow]:
+def read_snapshot(path: Path, max_row_chars: int = DEFAULT_MAX_ROW_CHARS) -> Iterator[RawRow]:
     """The data rows of a snapshot in file order, fields reordered to COLUMNS.
 
-    Raises BadInput naming `header` if the header is not exactly the expected columns.
-    Blank lines are skipped.
+    Raises BadInput naming `header` if the header is not exactly the expected columns (or
+    cannot be read). Blank lines are skipped. A row that cannot be read (not CSV, longer than
+    `max_row_chars`) comes with its problem. A row over several lines (a quoted field with
+    line breaks) that is not a valid row is taken for an unbalanced quote: its first line
+    comes with the problem and the lines after it are read again as rows.
     """
     with path.open(encoding="utf-8", errors="surrogateescape", newline="") as source:
-        recorder = _LineRecorder(source)
-        records = csv.reader(recorder)
-        header = next(records, None)
-        recorder.take()
-        order = _column_order(header)
-        for fields in records:
-            line, raw = recorder.take()
-            if fields:
-                yield _reordered(line, fields, order, raw)
+        records = CsvRecords(source, max_row_chars)
+        header = records.next()
+        if header is not None and header.problem is not None:
+            raise BadInput(header.problem.reason, field="header")
+        order = _column_order(None if header is None else header.fields)
+        while (record := records.next()) is not None:
+            if record.problem is None and len(record.lines) > 1:
+                problem = _row_problem(_reordered(record, order))
+                if problem is not None:
+                    record = records.first_line_only(record, _unclosed_quote(record, problem))
+            yield _reordered(record, order)
 
 
-def _reordered(line: int, fields: list[str], order: list[int], raw: str) -> RawRow:
-    if len(fields) != len(order):
-        return RawRow(line, raw, fields)
-    return RawRow(line, raw, [fields[index] for index in order])
+def _row_problem(row: RawRow) -> BadInput | None:
+    try:
+        parse_row(row.fields)
+    except BadInput as problem:
+        return problem
+    return None
+
+
+def _unclosed_quote(record: Record, problem: BadInput) -> BadInput:
+    joined = len(record.lines) - 1
+    reason = f"a quote on this line is not closed (with the next {joined} line(s): {problem})"
+    return BadInput(reason, field="row")
+
+
+def _reordered(record: Record, order: list[int]) -> RawRow:
+    fields = record.fields
+    if len(fields) == len(order):
+        fields = [fields[index] for index in order]
+    return RawRow(record.line, record.raw, fields, record.problem)
 
 
 def _column_order(header: list[str] | None) -> list[int]:

@@ -13,10 +13,8 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from pydantic import ValidationError
-
 from backbone.errors import BadInput
-from backbone.events import HousingEvent, validation_problem
+from backbone.events import HousingEvent
 from backbone.metrics import EVENTS_IN
 from connectors.housing_csv.config import HousingCsvSettings
 from connectors.housing_csv.diff import Change, changes, disappeared
@@ -63,7 +61,7 @@ class SnapshotJob:
         initial_load = self._store.applied() is None
         self._store.start_staging()
         try:
-            for row in read_snapshot(snapshot.path):
+            for row in read_snapshot(snapshot.path, self._settings.housing_max_row_chars):
                 await self._row(snapshot, row, initial_load, window, outcome)
                 if outcome.rows % CHECKPOINT_ROWS == 0:
                     self._store.checkpoint_staging()
@@ -92,6 +90,8 @@ class SnapshotJob:
         outcome.rows += 1
         self._rows_in.inc()
         try:
+            if row.problem is not None:
+                raise row.problem
             state = state_of(parse_row(row.fields), self._runtime.pseudonyms)
             previous = self._store.previous(state.tenancy_id)
             found = changes(previous, state, self._thresholds)
@@ -107,13 +107,10 @@ class SnapshotJob:
         self, snapshot: SnapshotFile, state: TenancyState, found: list[Change], initial_load: bool
     ) -> list[HousingEvent]:
         source = self._settings.housing_source_system
-        try:
-            return [
-                to_event(state, change, snapshot.name, source, initial_load=initial_load)
-                for change in found
-            ]
-        except ValidationError as exc:  # a value the event contract refuses: bad input too
-            raise validation_problem(exc) from exc
+        return [
+            to_event(state, change, snapshot.name, source, initial_load=initial_load)
+            for change in found
+        ]
 
     async def _publish(
         self,

@@ -157,6 +157,6 @@ class HousingCsvConnector:
         self, snapshot: SnapshotFile, problem: BadInput, runtime: ConnectorRuntime
     ) -> None:
         with snapshot.path.open("rb") as source:
-            header = source.readline().rstrip(b"\r\n")
+            header = source.readline(self.settings.housing_max_row_chars).rstrip(b"\r\n")
         reason = f"{problem.field or 'file'}: {problem.reason}"
         await runtime.dead_letter(header, reason, f"{snapshot.name}:1")

@@ -22,11 +22,20 @@ import uuid
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from backbone.contracts import JOBSEEKER_ID, Agency, LegalBasis, Sensitivity
 from backbone.errors import BadInput
-from backbone.events import Appointment, Claim, Envelope, JobcentreEvent, Sanction, Subject
+from backbone.events import (
+    Appointment,
+    Claim,
+    Envelope,
+    JobcentreEvent,
+    Sanction,
+    Subject,
+    Timestamp,
+    validation_problem,
+)
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 from connectors.jobcentre_cdc.changes import SNAPSHOT_LSN, Change, Kind
 
@@ -40,7 +49,7 @@ def _timestamptz(value: Any) -> Any:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-PgTime = Annotated[AwareDatetime, BeforeValidator(_timestamptz)]
+PgTime = Annotated[Timestamp, BeforeValidator(_timestamptz)]
 
 
 class Row(BaseModel):
@@ -108,7 +117,14 @@ def jobseeker_key(change: Change) -> int | None:
         value = change.row.get("id")
     else:
         value = change.row.get("jobseeker_id")
-    return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    # A bigint as text; isdigit() alone would take "²" and numbers too long to convert.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        return int(value)
+    return None
 
 
 def means_nothing(change: Change) -> bool:
@@ -143,7 +159,14 @@ class EventBuilder:
         self._source_system = source_system
 
     def events(self, change: Change, subject: Subject) -> list[JobcentreEvent]:
-        """The events `change` means (often none); BadInput if its row cannot be read."""
+        """The events `change` means (often none); BadInput if its row cannot be read or
+        makes an event the contract refuses."""
+        try:
+            return self._events(change, subject)
+        except ValidationError as exc:
+            raise validation_problem(exc) from exc
+
+    def _events(self, change: Change, subject: Subject) -> list[JobcentreEvent]:
         row = parse_row(change.table.reference, change.row)
         old = self._old(change)
         if isinstance(row, JobseekerRow):

@@ -18,10 +18,9 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
-from pydantic import ValidationError
 
 from backbone.errors import BadInput, TransientError
-from backbone.events import JobcentreEvent, Subject, validation_problem
+from backbone.events import JobcentreEvent, Subject
 from backbone.logging import get_logger
 from backbone.metrics import EVENTS_IN
 from connectors.jobcentre_cdc.changes import Change, decode_batch
@@ -209,20 +208,25 @@ class JobcentreCdcConnector:
                     asyncio.create_task(runtime.dead_letter(change.raw, str(exc), change.source))
                 )
                 continue
-            pending.extend(asyncio.create_task(runtime.emit(e, started)) for e in events)
+            pending.extend(asyncio.create_task(self._emit(change, e, started)) for e in events)
         results = await asyncio.gather(*pending, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]
 
+    async def _emit(self, change: Change, event: JobcentreEvent, started: float) -> None:
+        """Publish one event of `change`; one too large for Kafka dead-letters the change."""
+        runtime = self._require_runtime()
+        try:
+            await runtime.emit(event, started)
+        except BadInput as exc:
+            await runtime.dead_letter(change.raw, str(exc), change.source)
+
     async def _events_of(self, change: Change, builder: EventBuilder) -> list[JobcentreEvent]:
         if means_nothing(change):
             return []
         subject = await self._subject_of(change)
-        try:
-            return builder.events(change, subject)
-        except ValidationError as exc:  # an event the contract refuses is bad input too
-            raise validation_problem(exc) from exc
+        return builder.events(change, subject)
 
     async def _subject_of(self, change: Change) -> Subject:
         directory = self._require_directory()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from backbone.codec import AvroCodec, SchemaStore
-from backbone.errors import TransientError
+from backbone.errors import BadInput, TransientError
 from backbone.events import AgencyEvent
 from backbone.logging import get_logger
 from backbone.metrics import DEAD_LETTERS, EVENTS_OUT, PROCESSING_SECONDS, exposition
@@ -22,6 +22,15 @@ from connectors.runtime.publisher import Publisher
 
 log = get_logger(__name__)
 TOPICS_TIMEOUT_S = 5.0
+# Kafka refuses records over about 1 MB (the producer's message.max.bytes); a record stays
+# under this, with room for its headers. An event over it is bad input; a dead letter keeps
+# the first bytes of its raw input.
+MAX_RECORD_BYTES = 900_000
+# The dead-letter reason header quotes no more of the input than this.
+MAX_REASON_CHARS = 1000
+# Distinct `reason` labels of backbone_dead_letters_total per process; later ones count as
+# "other". A reason names a field, and some field names come from the input (a JSON key).
+MAX_REASON_LABELS = 100
 
 
 class ConnectorRuntime:
@@ -37,6 +46,7 @@ class ConnectorRuntime:
         self._positions: PositionStore | None = None
         self._metrics_runner: web.AppRunner | None = None
         self._topics_task: asyncio.Task[None] | None = None
+        self._reason_labels: set[str] = set()
         self.topics_ready = False
 
     async def start(self) -> None:
@@ -110,6 +120,12 @@ class ConnectorRuntime:
         envelope = event.envelope
         topic = self.topics.agency_events(envelope.agency)
         value = self.codec.encode(event.schema_name(), event.to_avro())
+        if len(value) > MAX_RECORD_BYTES:
+            raise BadInput(
+                f"the event is {len(value)} bytes encoded, more than Kafka takes "
+                f"({MAX_RECORD_BYTES})",
+                field="size",
+            )
         headers = [
             ("event_id", envelope.event_id.encode()),
             ("schema", event.schema_name().encode()),
@@ -129,17 +145,31 @@ class ConnectorRuntime:
         """Send input that cannot be processed, with why and where from, to the dead-letter topic.
 
         Raises TransientError if Kafka does not take it: the caller must then refuse the input
-        (so the sender retries) rather than drop it.
+        (so the sender retries) rather than drop it. Raw input over MAX_RECORD_BYTES keeps its
+        first bytes, and the header `original_bytes` tells how long it was.
         """
+        reason = reason[:MAX_REASON_CHARS]
         headers = [
             ("connector", self.name.encode()),
             ("reason", reason.encode()),
             ("source", source.encode()),
             ("received_at", datetime.now(UTC).isoformat().encode()),
         ]
+        if len(raw) > MAX_RECORD_BYTES:
+            headers.append(("original_bytes", str(len(raw)).encode()))
+            raw = raw[:MAX_RECORD_BYTES]
         await self.publisher.publish(self.topics.dead_letter, self.name.encode(), raw, headers)
-        DEAD_LETTERS.labels(self.name, reason.split(":", 1)[0]).inc()
+        DEAD_LETTERS.labels(self.name, self._reason_label(reason)).inc()
         log.warning("input_dead_lettered", connector=self.name, reason=reason, source=source)
+
+    def _reason_label(self, reason: str) -> str:
+        """The field a reason names, as a metric label of bounded cardinality."""
+        label = reason.split(":", 1)[0][:100]
+        if label not in self._reason_labels:
+            if len(self._reason_labels) >= MAX_REASON_LABELS:
+                return "other"
+            self._reason_labels.add(label)
+        return label
 
 
 async def serve_operations(

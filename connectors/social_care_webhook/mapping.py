@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from backbone.contracts import CASE_PERSON_ID, EVENT_TYPES, Agency, LegalBasis, Sensitivity
-from backbone.events import Envelope, HouseholdMember, SocialCareEvent, Subject
+from backbone.errors import BadInput, excerpt
+from backbone.events import (
+    Envelope,
+    HouseholdMember,
+    SocialCareEvent,
+    Subject,
+    Timestamp,
+    validation_problem,
+)
 from backbone.household import Relationship
 from backbone.pseudonyms import Pseudonymiser, normalise_postcode, normalise_text
 
@@ -42,7 +51,7 @@ class WebhookBody(Body):
 
     event_id: uuid.UUID
     event_type: str
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     case_id: str = Field(min_length=1)
     person: Person
     household: list[Relative] = Field(default_factory=list)
@@ -53,8 +62,24 @@ class WebhookBody(Body):
     def _known_event_type(cls, value: str) -> str:
         allowed = EVENT_TYPES[Agency.SOCIAL_CARE]
         if value not in allowed:
-            raise ValueError(f"{value!r} is not one of {', '.join(sorted(allowed))}")
+            raise ValueError(f"{excerpt(value)} is not one of {', '.join(sorted(allowed))}")
         return value
+
+
+def parse_body(raw: bytes) -> WebhookBody:
+    """The body the case system POSTed, validated; BadInput naming the field (or `body`)."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise BadInput("not read: arrays or objects nested too deeply", field="body") from None
+    except ValueError as exc:  # not UTF-8, not JSON, or a number too long to convert
+        raise BadInput(f"not valid JSON: {exc}", field="body") from exc
+    if not isinstance(data, dict):
+        raise BadInput("must be a JSON object", field="body")
+    try:
+        return WebhookBody.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(exc) from exc
 
 
 def event_id_for(sender_event_id: uuid.UUID) -> str:

@@ -1,30 +1,29 @@
 """The webhook endpoint: POST /webhooks/social-care, answered only once Kafka has the event.
 
-Order of checks: size (413), signature (401, nothing stored), idempotency key (409 or the
-remembered answer, also after a restart), then the body (400, raw body dead-lettered). Kafka
-not taking the event, its dead letter or the answer's record gives 503 so the sender retries:
-nothing is lost.
+Order of checks: size (413) and read time (408), signature (401, nothing stored), idempotency
+key (409 or the remembered answer, also after a restart), then the body (400, raw body
+dead-lettered). Kafka not taking the event, its dead letter or the answer's record gives 503 so
+the sender retries: nothing is lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
-import json
 import time
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from backbone.errors import BadInput, TransientError
-from backbone.events import SocialCareEvent, validation_problem
+from backbone.events import SocialCareEvent
 from backbone.logging import get_logger
 from backbone.metrics import EVENTS_IN
 from connectors.runtime import ConnectorRuntime
 from connectors.social_care_webhook.config import SocialCareWebhookSettings
 from connectors.social_care_webhook.idempotency import Answer, Conflict
 from connectors.social_care_webhook.idempotency_store import IdempotencyStore
-from connectors.social_care_webhook.mapping import WebhookBody, to_event
+from connectors.social_care_webhook.mapping import parse_body, to_event
 
 log = get_logger(__name__)
 PATH = "/webhooks/social-care"
@@ -63,7 +62,11 @@ class SocialCareWebhook:
         self._keys.start()
         app = web.Application(client_max_size=self.settings.webhook_max_body_bytes)
         app.router.add_post(PATH, self.receive)
-        self._runner = web.AppRunner(app, access_log=None)
+        # The keep-alive timer also runs before a request's head is complete: a client that
+        # never finishes one is disconnected after it rather than held forever.
+        self._runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=self.settings.webhook_read_timeout_s
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.webhook_host, self.settings.webhook_port)
         await site.start()
@@ -84,9 +87,12 @@ class SocialCareWebhook:
         if (request.content_length or 0) > self.settings.webhook_max_body_bytes:
             return self._too_large()
         try:
-            raw = await request.read()
+            async with asyncio.timeout(self.settings.webhook_read_timeout_s):
+                raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self._too_large()
+        except TimeoutError:
+            return self._too_slow()
         EVENTS_IN.labels(SocialCareWebhook.name, "social_care").inc()
         signature = request.headers.get("X-Signature", "")
         if not hmac.compare_digest(signature, sign(self._secret, raw)):
@@ -113,10 +119,10 @@ class SocialCareWebhook:
         runtime = self._require_runtime()
         try:
             event = self._parse(request, raw, key)
+            await runtime.emit(event, started)
         except BadInput as exc:
             await runtime.dead_letter(raw, f"{exc.field or 'body'}: {exc.reason}", source=PATH)
             return Answer(400, {"error": "invalid_body", "detail": str(exc)})
-        await runtime.emit(event, started)
         return Answer(202, {"event_id": event.envelope.event_id})
 
     def _parse(self, request: web.Request, raw: bytes, key: str) -> SocialCareEvent:
@@ -124,14 +130,7 @@ class SocialCareWebhook:
             raise BadInput("header is required", field="Idempotency-Key")
         if request.content_type != "application/json":
             raise BadInput("must be application/json", field="Content-Type")
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadInput(f"not valid JSON: {exc}", field="body") from exc
-        try:
-            body = WebhookBody.model_validate(data)
-        except ValidationError as exc:
-            raise validation_problem(exc) from exc
+        body = parse_body(raw)
         runtime = self._require_runtime()
         return to_event(body, runtime.pseudonyms, self.settings.webhook_source_system, key)
 
@@ -144,6 +143,12 @@ class SocialCareWebhook:
         if self._keys is None:
             raise RuntimeError("the webhook connector is not started")
         return self._keys
+
+    def _too_slow(self) -> web.Response:
+        limit = self.settings.webhook_read_timeout_s
+        answer = error(408, "request_timeout", f"body was not sent whole within {limit:g} s")
+        answer.force_close()
+        return answer
 
     def _too_large(self) -> web.Response:
         limit = self.settings.webhook_max_body_bytes
