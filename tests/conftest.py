@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -27,8 +28,12 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from backbone.settings import REPO_ROOT
 from backbone.tokens import issue_token
-from backbone.topics import delete_topics
+from backbone.topics import Topics, delete_topics
+from cli.kafka_probe import uncommitted
 from cli.processes import BackboneProcess, free_port
+
+if TYPE_CHECKING:
+    from simulators.jobcentre import CaseManagementSystem
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
 BOOTSTRAP = os.environ.get("BACKBONE_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
@@ -129,9 +134,27 @@ def postgres() -> Iterator[str]:
         yield POSTGRES_DSN
 
 
+@contextmanager
+def jobcentre_database(admin_dsn: str, purpose: str) -> Iterator[tuple[str, CaseManagementSystem]]:
+    """A fresh database (named after `purpose`) holding the jobcentre's reference schema: its
+    DSN and the case management system writing to it; dropped afterwards, with its slots."""
+    from simulators.jobcentre import CaseManagementSystem, create_database, drop_database
+
+    database = f"{purpose}_{uuid.uuid4().hex[:10]}"
+    dsn = create_database(admin_dsn, database)
+    system = CaseManagementSystem(dsn)
+    try:
+        system.create_schema()
+        yield dsn, system
+    finally:
+        system.close()
+        drop_database(admin_dsn, database)
+
+
 @dataclass(frozen=True)
 class Deployment:
-    """The settings of one isolated backbone deployment on the shared broker."""
+    """The settings of one isolated backbone deployment on a broker (the shared one, unless a
+    test runs its own)."""
 
     bootstrap: str
     prefix: str
@@ -155,13 +178,16 @@ class Deployment:
 
     def start_webhook_connector(self, logs: Path) -> BackboneProcess:
         """The social care webhook connector for this deployment (not yet waited for)."""
-        return BackboneProcess.start(
-            "social-care-webhook",
-            ["connector", "run", "social-care-webhook"],
-            self.env(),
-            logs,
-            f"http://127.0.0.1:{self.connector_metrics_port}/health",
-        )
+        return self.start_connector("social-care-webhook", logs)
+
+    def start_connector(
+        self, name: str, logs: Path, extra: Mapping[str, str] | None = None
+    ) -> BackboneProcess:
+        """`backbone connector run NAME` for this deployment, with `extra` settings (its own
+        `BACKBONE_METRICS_PORT` when several connectors run at once; not yet waited for)."""
+        env = {**self.env(), **(extra or {})}
+        health = f"http://127.0.0.1:{env['BACKBONE_METRICS_PORT']}/health"
+        return BackboneProcess.start(name, ["connector", "run", name], env, logs, health)
 
     def coordinator_api(self, name: str = "coordinator") -> httpx.Client:
         """A client of the worker's API: a children's services social worker, direct care."""
@@ -217,3 +243,32 @@ def fresh_deployment(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> It
     )
     yield deployed
     delete_topics(kafka, deployed.prefix)
+
+
+def behind(deployment: Deployment) -> list[str]:
+    """Where the framer's group or the workers' group has not committed everything on the
+    topics they read (empty when nothing is in flight anywhere in the pipeline)."""
+    topics = Topics(deployment.prefix)
+    internal = [
+        topics.record_frames,
+        topics.identity_input,
+        topics.person_events,
+        topics.identity_decisions,
+        topics.identity_changes,
+    ]
+    return [
+        f"{group} {where}"
+        for group, read in (
+            (f"{deployment.prefix}-framer", topics.all_agency_events()),
+            (f"{deployment.prefix}-streams", internal),
+        )
+        for where in uncommitted(deployment.bootstrap, group, read)
+    ]
+
+
+def settled(deployment: Deployment) -> bool:
+    """Nothing in flight in the pipeline, twice, a commit interval of Faust's (2.8 s) apart."""
+    if behind(deployment):
+        return False
+    time.sleep(3.0)
+    return not behind(deployment)

@@ -27,8 +27,8 @@ from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
 from cli.processes import BackboneProcess, free_port, stop_all
 from simulators.housing import HousingManagementSystem, Tenancy
-from simulators.jobcentre import CaseManagementSystem, Jobseeker, create_database, drop_database
-from tests.conftest import Deployment, distinct_identity, wait_until
+from simulators.jobcentre import Jobseeker
+from tests.conftest import Deployment, distinct_identity, jobcentre_database, wait_until
 from tests.test_alert_processor import ALERT_ENV, WAIT_S, AlertLog
 
 NOW = datetime.now(UTC)
@@ -74,12 +74,6 @@ class GoLive:
         return events
 
 
-def connector(name: str, env: dict[str, str], logs: Path) -> BackboneProcess:
-    """`backbone connector run NAME` with its own settings (not yet waited for)."""
-    health = f"http://127.0.0.1:{env['BACKBONE_METRICS_PORT']}/health"
-    return BackboneProcess.start(name, ["connector", "run", name], env, logs, health)
-
-
 @pytest.fixture
 def go_live(deployment: Deployment, postgres: str, tmp_path: Path) -> Iterator[GoLive]:
     """The agency data as it stands before go-live; yields the backbone started against it."""
@@ -90,49 +84,45 @@ def go_live(deployment: Deployment, postgres: str, tmp_path: Path) -> Iterator[G
     ).changed(arrears_amount="500.00", arrears_weeks=5.0)
     housing = HousingManagementSystem(tmp_path / "drop")
     housing.export(LAST_NIGHT, [tenancy])
-    database = f"golive_{uuid.uuid4().hex[:10]}"
-    dsn = create_database(postgres, database)
-    jobcentre = CaseManagementSystem(dsn)
     logs = tmp_path / "logs"
     logs.mkdir()
-    cdc_env = deployment.env() | {
-        "BACKBONE_METRICS_PORT": str(free_port()),
-        "BACKBONE_CDC_DSN": dsn,
-        "BACKBONE_CDC_SLOT": f"t_{uuid.uuid4().hex[:12]}",
-        "BACKBONE_CDC_IDLE_POLL_S": "0.05",
-    }
-    housing_env = deployment.env() | {
+    housing_env = {
         "BACKBONE_METRICS_PORT": str(free_port()),
         "BACKBONE_DATA_DIR": str(tmp_path / "housing-state"),
         "BACKBONE_HOUSING_DROP_DIR": str(housing.drop_dir),
         "BACKBONE_HOUSING_POLL_INTERVAL_S": "0.1",
     }
-    processes: list[BackboneProcess] = []
-    consumer = Consumer(
-        {"bootstrap.servers": deployment.bootstrap, "group.id": f"test-{uuid.uuid4().hex}"}
-    )
-    try:
-        jobcentre.create_schema()
+    with jobcentre_database(postgres, "golive") as (dsn, jobcentre):
         jobcentre.register(Jobseeker(1, family, given, born, national_id, "LS6 2AB"))
         jobcentre.impose_sanction(
             2, 1, "missed work search review", LAST_NIGHT, 100, imposed_at=NOW - timedelta(days=3)
         )
-        processes.append(deployment.start_worker(logs, ALERT_ENV))
-        processes.append(connector("jobcentre-cdc", cdc_env, logs))
-        processes.append(connector("housing-csv", housing_env, logs))
-        for process in processes:
-            process.wait_healthy()
-        topic = Topics(deployment.prefix).alerts
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        codec = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))
-        with deployment.coordinator_api() as api:
-            yield GoLive(housing, tenancy, api, AlertLog(consumer, codec))
-    finally:
-        consumer.close()
-        stop_all(processes)
-        jobcentre.close()
-        drop_database(postgres, database)
+        cdc_env = {
+            "BACKBONE_METRICS_PORT": str(free_port()),
+            "BACKBONE_CDC_DSN": dsn,
+            "BACKBONE_CDC_SLOT": f"t_{uuid.uuid4().hex[:12]}",
+            "BACKBONE_CDC_IDLE_POLL_S": "0.05",
+        }
+        processes: list[BackboneProcess] = []
+        consumer = Consumer(
+            {"bootstrap.servers": deployment.bootstrap, "group.id": f"test-{uuid.uuid4().hex}"}
+        )
+        try:
+            processes.append(deployment.start_worker(logs, ALERT_ENV))
+            processes.append(deployment.start_connector("jobcentre-cdc", logs, cdc_env))
+            processes.append(deployment.start_connector("housing-csv", logs, housing_env))
+            for process in processes:
+                process.wait_healthy()
+            topic = Topics(deployment.prefix).alerts
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+            codec = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))
+            with deployment.coordinator_api() as api:
+                yield GoLive(housing, tenancy, api, AlertLog(consumer, codec))
+        finally:
+            # Before the database goes: its slot cannot be dropped while the connector runs.
+            consumer.close()
+            stop_all(processes)
 
 
 def test_the_state_found_at_go_live_raises_no_alert_and_the_next_change_does(

@@ -39,11 +39,11 @@ from backbone.tokens import issue_token
 from backbone.topics import Topics
 from bench.load import burst
 from bench.mix import EVENTS_PER_RECORD, RECORDS_PER_PERSON, AgencyMix, BenchEvent
-from cli.kafka_probe import read_all, uncommitted
+from cli.kafka_probe import read_all
 from cli.processes import BackboneProcess, free_port, stop_all
 from simulators.population import PopulationSettings, generate
 from streams.identity.known_records import fingerprint
-from tests.conftest import Deployment, distinct_identity
+from tests.conftest import Deployment, behind, distinct_identity, settled
 from tests.test_identity_resolution import Hospital
 from tests.test_workers import Worker, owners
 
@@ -586,47 +586,15 @@ def sent_to(fleet: Fleet, missing: dict[str, str]) -> list[str]:
     ]
 
 
-def behind(fleet: Fleet) -> list[str]:
-    """Where the framer's group or the workers' group has not committed everything on the
-    topics they read (empty when nothing is in flight anywhere in the pipeline)."""
-    topics = fleet.topics
-    internal = [
-        topics.record_frames,
-        topics.identity_input,
-        topics.person_events,
-        topics.identity_decisions,
-        topics.identity_changes,
-    ]
-    prefix = fleet.deployment.prefix
-    return [
-        f"{group} {where}"
-        for group, read in (
-            (f"{prefix}-framer", topics.all_agency_events()),
-            (f"{prefix}-streams", internal),
-        )
-        for where in uncommitted(fleet.deployment.bootstrap, group, read)
-    ]
-
-
-def quiescent(fleet: Fleet) -> bool:
-    """Whether nothing is in flight anywhere in the pipeline."""
-    return not behind(fleet)
-
-
 def wait_until_settled(fleet: Fleet) -> None:
     """Wait for the pipeline to finish the load; say where it is behind if it does not."""
+    deployment = fleet.deployment
     try:
-        wait_for("the pipeline to finish the load", lambda: settled(fleet) or None, TAKE_OVER_S)
+        wait_for(
+            "the pipeline to finish the load", lambda: settled(deployment) or None, TAKE_OVER_S
+        )
     except AssertionError as timed_out:
-        raise AssertionError(f"{timed_out}; committed behind: {behind(fleet)}") from None
-
-
-def settled(fleet: Fleet) -> bool:
-    """Quiescent twice, a commit interval of Faust's (2.8 s) apart."""
-    if not quiescent(fleet):
-        return False
-    time.sleep(3.0)
-    return quiescent(fleet)
+        raise AssertionError(f"{timed_out}; committed behind: {behind(deployment)}") from None
 
 
 def person_ids(fleet: Fleet) -> list[str]:

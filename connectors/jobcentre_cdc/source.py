@@ -158,6 +158,15 @@ class JobcentreCdcConnector:
                 await self._pause(RETRY_S)
                 await self._reconnect()
                 continue
+            except TransientError as exc:
+                # Kafka went away once the batch was on it (or had nothing to publish), while
+                # its position copy was being saved. The slot has confirmed the batch (its LSN
+                # is the position), so streaming goes on once Kafka is back; ending the process
+                # here, as it did, left every change committed meanwhile unread until someone
+                # restarted it.
+                log.warning("cdc_position_unsaved", error=str(exc))
+                await self._pause(RETRY_S)
+                continue
             if not confirmed:
                 await self._pause(self.settings.cdc_idle_poll_s)
 
