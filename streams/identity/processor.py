@@ -114,6 +114,8 @@ class Identity:
             apart=tables.batched(tables.linkage_apart),
         )
         self.members = tables.batched(tables.linkage_members)
+        # Acknowledges the resolver's outputs before its tables record a frame (below).
+        self.producer = tables.changelog
         # Possible matches waiting for a coordinator: review id (the record id) -> the case.
         self.reviews = tables.batched(tables.review_queue)
         self.resolver = Resolver(state=self.state)
@@ -206,8 +208,14 @@ class Identity:
         # order a merge recorded but never sent was lost (tests/test_chaos.py). The tables'
         # writes wait in their views until the flush, which writes each changelog on the
         # partition of the event being processed (the one partition of identity-input).
-        for outbox in (self.person_events, self.decisions, self.changes):
-            await outbox.send(acknowledged=True)
+        outboxes = (self.person_events, self.decisions, self.changes)
+        if self.producer is None:  # tables written through Faust (a test): so are the outputs
+            for outbox in outboxes:
+                await outbox.send()
+        else:
+            for outbox in outboxes:
+                outbox.send_through(self.producer)
+            await self.producer.delivered()
         for table in self._tables():
             table.flush()
         if outcome is not None:
