@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench fuzz
+.PHONY: install demo test lint bench fuzz chaos
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,9 @@ test: lint
 
 fuzz: install
 	HYPOTHESIS_PROFILE=nightly $(BIN)/python -m pytest tests/test_hostile_input.py
+
+chaos: install
+	$(BIN)/python -m pytest -m chaos -s tests/test_chaos.py
 
 bench: install
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,bench]'

@@ -55,6 +55,8 @@ from tests.test_scale_out import (
     wait_until_settled,
 )
 
+pytestmark = pytest.mark.chaos
+
 CHAOS_EVENTS = 50_000
 CHAOS_PERSONS = round(CHAOS_EVENTS / (EVENTS_PER_RECORD * RECORDS_PER_PERSON))
 # The worker is killed once it has put this share of the load on timelines.

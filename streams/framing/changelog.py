@@ -11,9 +11,6 @@ The agent waits (`delivered`) until the broker has acknowledged them before it t
 message, so Faust never commits a frame's offset before the frame's state is durable; then
 each store's persisted offset moves to what was acknowledged, as Faust's own callback moves it,
 and a recovery reads the changelog on from there.
-
-The same producer carries the outputs a stage must have acknowledged before its tables record
-a frame (`send`; the resolver's, README "Delivery, stage by stage").
 """
 
 from __future__ import annotations
@@ -83,15 +80,6 @@ class TableChangelog:
                 partition=partition,
                 on_delivery=partial(self._on_delivery, store, tp),
             )
-
-    def send(self, topic: str, partition: int, value: bytes) -> None:
-        """Queue a message a stage must have acknowledged before it writes its tables (the
-        resolver's outputs); `delivered` waits for it like for the tables' writes."""
-        self._producer.produce(topic, value, partition=partition, on_delivery=self._on_sent)
-
-    def _on_sent(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
-            self._failures.append(f"{message.topic()}[{message.partition()}]: {error.str()}")
 
     def _on_delivery(
         self, store: StoreT[Any, Any], tp: TP, error: KafkaError | None, message: Message

@@ -9,14 +9,12 @@ co-partitioned with their keys.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 
 import faust
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from backbone.codec import AvroCodec
 from backbone.frames import FramedEvent, encode_frame, frames_of
-from streams.framing.changelog import TableChangelog
 
 MAX_EVENTS_PER_FRAME = 500
 MAX_FRAME_BYTES = 900_000  # under Kafka's default 1 MiB message limit
@@ -46,28 +44,13 @@ class FrameOutbox:
         return sum(len(events) for events in self._pending.values())
 
     async def send(self) -> int:
-        """Send every queued event in frames, one partition's in order, through Faust's
-        producer (flushed before the next commit); returns the count."""
-        sent = 0
-        for partition, frame in self._frames():
-            await self.topic.send(value=encode_frame(self.codec, frame), partition=partition)
-            sent += len(frame)
-        return sent
-
-    def send_through(self, producer: TableChangelog) -> int:
-        """Queue every queued event in frames on `producer`, whose `delivered` waits for the
-        broker's acknowledgement; returns the count."""
-        sent = 0
-        topic = self.topic.get_topic_name()
-        for partition, frame in self._frames():
-            producer.send(topic, partition, encode_frame(self.codec, frame))
-            sent += len(frame)
-        return sent
-
-    def _frames(self) -> Iterator[tuple[int, list[FramedEvent]]]:
+        """Send every queued event in frames, one partition's in order; returns the count."""
         # Taken before the first await: events another agent adds meanwhile wait for its
         # own send, instead of being cleared unsent by this one.
         pending, self._pending = self._pending, defaultdict(list)
+        sent = 0
         for partition, events in sorted(pending.items()):
             for frame in frames_of(events, MAX_EVENTS_PER_FRAME, MAX_FRAME_BYTES):
-                yield partition, frame
+                await self.topic.send(value=encode_frame(self.codec, frame), partition=partition)
+                sent += len(frame)
+        return sent

@@ -114,8 +114,6 @@ class Identity:
             apart=tables.batched(tables.linkage_apart),
         )
         self.members = tables.batched(tables.linkage_members)
-        # Acknowledges the resolver's outputs before its tables record a frame (below).
-        self.producer = tables.changelog
         # Possible matches waiting for a coordinator: review id (the record id) -> the case.
         self.reviews = tables.batched(tables.review_queue)
         self.resolver = Resolver(state=self.state)
@@ -202,22 +200,12 @@ class Identity:
                 # frame written by something else, which the router would have refused too.
                 record = self.codec.decode(framed.value).record
                 self.identify(framed, record)
-        # What the frame decided goes out, acknowledged, before the tables record it: a worker
-        # that dies in between meets the frame again with the tables as they were, decides
-        # the same and sends it again (each output is idempotent downstream). In the other
-        # order a merge recorded but never sent was lost (tests/test_chaos.py). The tables'
-        # writes wait in their views until the flush, which writes each changelog on the
+        # No await from the first table write to here: Faust writes each changelog on the
         # partition of the event being processed (the one partition of identity-input).
-        outboxes = (self.person_events, self.decisions, self.changes)
-        if self.producer is None:  # tables written through Faust (a test): so are the outputs
-            for outbox in outboxes:
-                await outbox.send()
-        else:
-            for outbox in outboxes:
-                outbox.send_through(self.producer)
-            await self.producer.delivered()
         for table in self._tables():
             table.flush()
+        for outbox in (self.person_events, self.decisions, self.changes):
+            await outbox.send()
         if outcome is not None:
             self.commands.answer(command, outcome)
 
