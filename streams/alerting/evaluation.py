@@ -9,7 +9,9 @@ and the deadlines of absences to check again when the watermark reaches them.
 A rule is evaluated whenever ANY event that takes part in it arrives - the anchor, or an
 event of one of its conditions that lies in a condition's window around an anchor already on
 the timeline - so events arriving late or out of order still complete a pattern, as long as
-they are not older than the watermark minus the rule's allowed lateness.
+they are not older than the watermark minus the rule's allowed lateness. Such an event may
+also disprove an open alert (a closing event for an `open` condition, a follow-up an `absent`
+forbids): judged again around its anchor, the rule fails, and the alert is withdrawn.
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ class RuleEngine:
         watermark: datetime,
         prior: Sequence[PriorAlert] = (),
     ) -> Outcome:
-        """Evaluate every rule the arrived event takes part in, around every anchor it touches.
+        """Evaluate every rule the arrived event takes part in, around every anchor it touches,
+        and withdraw the open alerts it disproves.
 
         `arrived` must already be on the view's timelines (the person's or a member's).
         """
