@@ -25,7 +25,7 @@ from backbone.pseudonyms import Pseudonymiser
 from backbone.settings import REPO_ROOT
 from backbone.topics import Topics
 from cli.kafka_probe import Record, message_count, read_all
-from cli.processes import BackboneProcess
+from cli.processes import BackboneProcess, free_port
 from connectors.jobcentre_cdc.changes import Change, Kind, snapshot_change
 from connectors.jobcentre_cdc.mapping import EVENT_ID_NAMESPACE, EventBuilder
 from connectors.jobcentre_cdc.tables import REFERENCE_COLUMNS, Table
@@ -35,7 +35,7 @@ from simulators.jobcentre import (
     create_database,
     drop_database,
 )
-from tests.conftest import Deployment, wait_until
+from tests.conftest import Deployment, jobcentre_database, wait_until
 
 CODEC = AvroCodec(SchemaStore(REPO_ROOT / "avro_schemas"))
 
@@ -375,3 +375,28 @@ def test_rows_the_reference_schema_forbids_are_dead_lettered_and_the_stream_goes
     assert len(too_large.value) == 900_000
     assert int(too_large.headers["original_bytes"]) > 1_000_000
     assert cdc.connector.process.poll() is None, "the connector stopped"
+
+
+def test_the_connector_starts_while_kafka_is_away_and_stops_cleanly(
+    deployment: Deployment, postgres: str, tmp_path: Path
+) -> None:
+    with jobcentre_database(postgres, "kafka_away") as (dsn, _system):
+        settings = {
+            "BACKBONE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",  # nothing listens there
+            "BACKBONE_CDC_DSN": dsn,
+            "BACKBONE_CDC_SLOT": f"t_{uuid.uuid4().hex[:12]}",
+            # The module's own connector keeps the deployment's metrics port.
+            "BACKBONE_METRICS_PORT": str(free_port()),
+        }
+        connector = deployment.start_connector("jobcentre-cdc", tmp_path, settings)
+        try:
+            connector.wait_healthy()
+            # Healthy, and waiting for Kafka to read its saved position from, not stopped.
+            wait_until(
+                lambda: "position_unavailable" in connector.log.read_text("utf-8"),
+                60,
+                "the connector to say its position cannot be read yet",
+            )
+            assert connector.process.poll() is None
+        finally:
+            assert connector.stop() == 0

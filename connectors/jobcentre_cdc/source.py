@@ -43,6 +43,8 @@ log = get_logger(__name__)
 AGENCY = "jobcentre"
 SNAPSHOT_COMPLETE = "complete"
 RETRY_S = 1.0
+# Reading the saved position at start: how long one try may take while Kafka is away.
+POSITION_READ_S = 5.0
 
 
 class JobcentreCdcConnector:
@@ -78,10 +80,7 @@ class JobcentreCdcConnector:
             await self._directory.open(self._dsn)
         except psycopg.OperationalError as exc:
             raise TransientError(f"cannot reach the jobcentre database: {exc}") from exc
-        positions = await asyncio.to_thread(runtime.positions.load)
-        position: dict[str, Any] = positions.get(self._partition) or {}
-        needs_snapshot = await self._resume_point(position)
-        self._task = asyncio.create_task(self._run(needs_snapshot), name="jobcentre-cdc")
+        self._task = asyncio.create_task(self._run(), name="jobcentre-cdc")
         self._lag.start()
 
     async def stop(self) -> None:
@@ -117,9 +116,12 @@ class JobcentreCdcConnector:
         log.info("cdc_resuming", slot=self._slot.name, lsn=resume_at)
         return False
 
-    async def _run(self, needs_snapshot: bool) -> None:
+    async def _run(self) -> None:
         try:
-            if needs_snapshot:
+            position = await self._saved_position()
+            if position is None:
+                return  # stopped before Kafka could be read
+            if await self._resume_point(position):
                 await self._take_snapshot()
             await self._stream()
         except asyncio.CancelledError:
@@ -129,6 +131,21 @@ class JobcentreCdcConnector:
             log.exception("cdc_stream_failed", slot=self._slot.name)
             signal.raise_signal(signal.SIGTERM)
             raise
+
+    async def _saved_position(self) -> dict[str, Any] | None:
+        """The position saved on Kafka, read again and again while Kafka is away, so that the
+        connector starts (and answers /health) meanwhile; None if it is stopped first."""
+        runtime = self._require_runtime()
+        while not self._stopping.is_set():
+            try:
+                positions = await asyncio.to_thread(runtime.positions.load, POSITION_READ_S)
+            except Exception as exc:  # Kafka away: nothing to resume from yet
+                log.warning("position_unavailable", error=str(exc))
+                await self._pause(RETRY_S)
+                continue
+            position: dict[str, Any] = positions.get(self._partition) or {}
+            return position
+        return None
 
     async def _take_snapshot(self) -> None:
         connection = self._require_connection()
