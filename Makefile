@@ -33,7 +33,7 @@ fuzz: install
 	HYPOTHESIS_PROFILE=nightly $(BIN)/python -m pytest tests/test_hostile_input.py
 
 chaos: install
-	$(BIN)/python -m pytest -m chaos -s tests/test_chaos.py
+	$(BIN)/python -m pytest -m chaos -s tests/test_chaos.py tests/test_broker_outage.py
 
 bench: install
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,bench]'
