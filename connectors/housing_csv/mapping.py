@@ -76,42 +76,32 @@ def to_event(
     the changes of a first snapshot (compared with no previous one at all). BadInput naming
     the field if the contract refuses a value."""
     try:
-        return _event(state, change, snapshot_file, source_system, initial_load)
+        return HousingEvent(
+            envelope=Envelope(
+                event_id=event_id_for(state.as_of, state.tenancy_id, change),
+                event_type=change.event_type,
+                agency=Agency.HOUSING,
+                source_system=source_system,
+                # The export only tells the night the change was seen, not the moment it happened.
+                occurred_at=datetime.combine(state.as_of, time(0), UTC),
+                recorded_at=datetime.now(UTC),
+                legal_basis=LegalBasis.PUBLIC_TASK,
+                sensitivity=Sensitivity.PERSONAL,
+                subject=subject_of(state),
+                initial_load=initial_load,
+            ),
+            tenancy=Tenancy(
+                tenancy_ref=state.tenancy_id,
+                as_of=state.as_of,
+                status=state.status,  # type: ignore[arg-type]  # validated by snapshot_csv
+                arrears_pence=state.arrears_pence,
+                arrears_weeks=state.arrears_weeks,
+                notice=state.notice,  # type: ignore[arg-type]
+                homelessness_application=state.homelessness_application,  # type: ignore[arg-type]
+                household_size=state.household_size,
+            ),
+            arrears_threshold_weeks=change.threshold_weeks,
+            snapshot_file=snapshot_file,
+        )
     except ValidationError as exc:
         raise validation_problem(exc) from exc
-
-
-def _event(
-    state: TenancyState,
-    change: Change,
-    snapshot_file: str,
-    source_system: str,
-    initial_load: bool,
-) -> HousingEvent:
-    return HousingEvent(
-        envelope=Envelope(
-            event_id=event_id_for(state.as_of, state.tenancy_id, change),
-            event_type=change.event_type,
-            agency=Agency.HOUSING,
-            source_system=source_system,
-            # The export only tells the night the change was seen, not the moment it happened.
-            occurred_at=datetime.combine(state.as_of, time(0), UTC),
-            recorded_at=datetime.now(UTC),
-            legal_basis=LegalBasis.PUBLIC_TASK,
-            sensitivity=Sensitivity.PERSONAL,
-            subject=subject_of(state),
-            initial_load=initial_load,
-        ),
-        tenancy=Tenancy(
-            tenancy_ref=state.tenancy_id,
-            as_of=state.as_of,
-            status=state.status,  # type: ignore[arg-type]  # validated by snapshot_csv
-            arrears_pence=state.arrears_pence,
-            arrears_weeks=state.arrears_weeks,
-            notice=state.notice,  # type: ignore[arg-type]
-            homelessness_application=state.homelessness_application,  # type: ignore[arg-type]
-            household_size=state.household_size,
-        ),
-        arrears_threshold_weeks=change.threshold_weeks,
-        snapshot_file=snapshot_file,
-    )
